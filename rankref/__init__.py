@@ -1,0 +1,26 @@
+"""rankref: exact CPU reference algorithms for ranking-based detection losses.
+
+AP Loss, Rank & Sort (RS) Loss and its bucketed form (BRS), computed exactly with one bucket
+engine (see DESIGN.md section 3 and :mod:`rankref.losses`), with a dense NumPy oracle beside
+every fast path.  NumPy in, NumPy out.
+"""
+from ._kernels import openmp_enabled
+from .buckets import Buckets, make_buckets
+from .losses import APLossResult, RankSortResult, ap_loss, rank_sort_loss
+from .ranking import RelaxedRanks, average_precision, heaviside, relaxed_ranks, sort_scores
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "heaviside",
+    "sort_scores",
+    "relaxed_ranks",
+    "make_buckets",
+    "average_precision",
+    "rank_sort_loss",
+    "ap_loss",
+    "RelaxedRanks",
+    "Buckets",
+    "RankSortResult",
+    "APLossResult",
+]

@@ -1,0 +1,145 @@
+"""Input validation and coercion shared by every public function.
+
+The Cython kernels run with bounds checks off, so everything they receive is checked here:
+dtype, C-contiguity, matching lengths and finite values.  Arrays are copied only when needed
+(read-only and C-contiguous inputs are used in place).
+"""
+import math
+import numbers
+
+import numpy as np
+
+from . import _kernels
+
+__all__ = []
+
+EPS = 1e-10  # the eps gating of the official RS / GAP code
+
+
+def check_delta(delta, name="delta"):
+    """Return ``delta`` as a float, or raise if it is not a finite number >= 0."""
+    if isinstance(delta, (bool, np.bool_)) or not isinstance(delta, numbers.Real):
+        raise ValueError(f"{name} must be a real number >= 0, got {delta!r}.")
+    d = float(delta)
+    if not math.isfinite(d) or d < 0.0:
+        raise ValueError(
+            f"{name} must be a finite number >= 0 (the half-width of the relaxed step; "
+            f"0 gives the exact step), got {delta!r}."
+        )
+    return d
+
+
+def check_method(method, allowed, func):
+    if method not in allowed:
+        raise ValueError(
+            f"method must be one of {', '.join(repr(m) for m in allowed)} for {func}, "
+            f"got {method!r}."
+        )
+    return method
+
+
+def as_logits(logits, name="logits"):
+    """Flatten ``logits`` to a C-contiguous float32/float64 vector.
+
+    Returns ``(flat, shape, grad_dtype)``.  float16 is widened to float32, integers and other
+    real types to float64; the gradient dtype is float32 for float16/float32 input and float64
+    otherwise.
+    """
+    arr = np.asarray(logits)
+    kind = arr.dtype.kind
+    if kind not in "fiu":
+        raise ValueError(
+            f"{name} must be a real numeric array (float or integer), got dtype {arr.dtype}. "
+            f"Convert it with np.asarray({name}, dtype=np.float32)."
+        )
+    if arr.dtype == np.float32 or arr.dtype == np.float64:
+        flat = np.ascontiguousarray(arr).reshape(-1)
+        grad_dtype = arr.dtype
+    elif arr.dtype == np.float16:
+        flat = arr.astype(np.float32).reshape(-1)
+        grad_dtype = np.dtype(np.float32)
+    else:
+        flat = arr.astype(np.float64).reshape(-1)
+        grad_dtype = np.dtype(np.float64)
+    return flat, arr.shape, np.dtype(grad_dtype)
+
+
+def raise_nonfinite(flat, name="logits"):
+    """Raise the ValueError for a non-finite entry, if there is one."""
+    bad = _kernels.first_nonfinite(flat)
+    if bad >= 0:
+        nonfinite_error(flat, bad, name)
+
+
+def nonfinite_error(flat, bad, name="logits"):
+    raise ValueError(
+        f"{name} must be finite, but flat entry {bad} is {flat[bad]!r}. "
+        f"Check the network output for overflow (e.g. train in float32 or clamp {name})."
+    )
+
+
+def as_targets(targets, shape, name="targets", logits_name="logits"):
+    """Coerce targets to a C-contiguous vector of a kernel dtype (float32/64, int8/32/64).
+
+    Values are checked later, in the same pass that collects the positives.
+    """
+    t = np.asarray(targets)
+    if t.shape != tuple(shape):
+        raise ValueError(
+            f"{name} has shape {t.shape} but {logits_name} has shape {tuple(shape)}; "
+            f"pass exactly one target per logit."
+        )
+    kind = t.dtype.kind
+    if kind == "b":
+        return np.ascontiguousarray(t).reshape(-1).view(np.int8)
+    if kind == "f":
+        if t.dtype == np.float32 or t.dtype == np.float64:
+            return np.ascontiguousarray(t).reshape(-1)
+        return t.astype(np.float64).reshape(-1)
+    if kind in "iu":
+        if t.dtype in (np.int8, np.int32, np.int64):
+            return np.ascontiguousarray(t).reshape(-1)
+        if kind == "u" and t.size and t.max() > 1:
+            return t.astype(np.float64).reshape(-1)  # out of range: the scan reports it
+        return t.astype(np.int64).reshape(-1)
+    raise ValueError(
+        f"{name} must be a numeric array (float, integer or bool), got dtype {t.dtype}."
+    )
+
+
+def scan_targets(t, binary, name="targets", func="rank_sort_loss"):
+    """Validate target values and return the flat indices of the positives."""
+    pos, bad = _kernels.scan_targets(t, binary)
+    if bad >= 0:
+        val = t[bad]
+        if binary:
+            raise ValueError(
+                f"{name} for {func} must be -1 (ignored), 0 (negative) or 1 (positive), but "
+                f"flat entry {bad} is {val!r}. For IoU-valued targets use rank_sort_loss."
+            )
+        raise ValueError(
+            f"{name} must be -1 (ignored), 0 (negative) or in (0, 1] (positive, e.g. the IoU), "
+            f"but flat entry {bad} is {val!r}. Clip IoU targets to [0, 1] and mark ignored "
+            f"entries with -1."
+        )
+    return pos
+
+
+def prepare_ranking(logits, targets, delta, binary, func):
+    """Common front end of the ranking functions.
+
+    Returns ``(x, t, pos, shape, grad_dtype, d)``: flat logits, flat targets, flat indices of the
+    positives, the original shape, the gradient dtype and the checked delta.
+    The finiteness of the positives' logits is checked here; the rest of the logits are checked
+    by the binning pass (or :func:`raise_nonfinite`).
+    """
+    d = check_delta(delta)
+    x, shape, grad_dtype = as_logits(logits)
+    t = as_targets(targets, shape)
+    pos = scan_targets(t, binary, func=func)
+    if pos.size:
+        xp = x[pos]
+        bad = _kernels.first_nonfinite(xp)
+        if bad >= 0:
+            nonfinite_error(x, int(pos[bad]))
+    return x, t, pos, shape, grad_dtype, d

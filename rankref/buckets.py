@@ -1,0 +1,162 @@
+"""Bucket structures: rankref's exact breakpoint buckets and the runs of the published BRS."""
+from typing import NamedTuple
+
+import numpy as np
+
+from ._engine import BucketEngine
+from ._validation import check_method, prepare_ranking, raise_nonfinite
+
+__all__ = ["Buckets", "make_buckets"]
+
+
+class Buckets(NamedTuple):
+    """Negatives grouped into buckets along the score line.
+
+    Bucket ``b`` covers ``[edges[b-1], edges[b])`` with ``edges[-1] = -inf`` and
+    ``edges[len(edges)] = +inf``; there are ``len(edges) + 1`` buckets, numbered from the lowest
+    score up.  Bucket 0 holds the negatives below every breakpoint: they can never be ranked
+    above a positive and receive no gradient.
+    """
+
+    edges: np.ndarray
+    """Sorted breakpoints, float64."""
+    bucket: np.ndarray
+    """Bucket id of every entry (logits' shape, int64); -1 for entries that are not negatives."""
+    counts: np.ndarray
+    """Number of negatives per bucket, int64."""
+    sums: np.ndarray
+    """Sum of the members' logits per bucket, float64."""
+    means: np.ndarray
+    """Mean logit per bucket (the BRS prototype), float64; NaN for an empty bucket."""
+
+
+def _offset_means(edges, counts, offsum, lower, upper):
+    """Bucket means ``edges[b-1] + offsum[b] / counts[b]`` clamped into the members' range
+    ``[lower[b], upper[b]]`` (the clamp only removes round-off); NaN for empty buckets."""
+    means = np.full(counts.shape[0], np.nan)
+    nz = np.flatnonzero(counts[1:] > 0) + 1
+    means[nz] = np.clip(edges[nz - 1] + offsum[nz] / counts[nz], lower[nz], upper[nz])
+    return means
+
+
+def brs_runs(x, t, xp, delta, full=False):
+    """The buckets of the published BRS (Yavuz et al., ECCV 2024): maximal runs of negatives
+    between consecutive positives in the sorted order, cut at ``min(x_P) - delta``.
+
+    As published, the relevant logits are sorted (O(N log N)).  Tie rule: a negative tied with
+    a positive is placed *above* it (the ``H_0(0) = 1`` rule), which keeps BRS exact at
+    ``delta = 0`` even with ties.  The official sort is unstable at ties.
+
+    Returns a dict with the run of every relevant negative and per-bucket statistics, with the
+    same numbering as the exact buckets: ``edges = [cut] + sorted(x_P)`` (``sorted(x_P)`` at
+    ``delta = 0``), bucket ``b >= 1`` being ``[edges[b-1], edges[b])``.
+    """
+    d = float(delta)
+    P = xp.shape[0]
+    xs = np.sort(xp)
+    cut = xs[0] - d
+    edges = np.concatenate([[cut], xs]) if d > 0 else xs
+    M = edges.shape[0]
+    negmask = t == 0
+    rel = np.flatnonzero(negmask & (x >= cut))
+    vals = np.concatenate([xp, x[rel].astype(np.float64)])
+    order = np.argsort(vals, kind="stable")  # ascending; ties keep positives (first) below
+    is_pos = order < P
+    pos_below = np.cumsum(is_pos)
+    neg_order = order[~is_pos] - P  # relevant negatives by ascending logit
+    run = pos_below[~is_pos] + (1 if d > 0 else 0)  # bucket of each, ascending
+    sorted_vals = vals[order[~is_pos]]
+    counts = np.bincount(run, minlength=M + 1).astype(np.int64)
+    offsum = np.bincount(
+        run, weights=sorted_vals - edges[run - 1], minlength=M + 1
+    ).astype(np.float64)
+    # members' range per run (runs are contiguous in the sorted order), for the means' clamp
+    nz = counts > 0
+    lower = np.full(M + 1, np.nan)
+    upper = np.full(M + 1, np.nan)
+    if run.size:
+        b = np.arange(M + 1)[nz]
+        lower[nz] = sorted_vals[np.searchsorted(run, b, side="left")]
+        upper[nz] = sorted_vals[np.searchsorted(run, b, side="right") - 1]
+    means = _offset_means(edges, counts, offsum, lower, upper)
+    ids_rel = np.empty(rel.shape[0], dtype=np.int64)
+    ids_rel[neg_order] = run
+    out = {"edges": edges, "rel": rel, "ids_rel": ids_rel, "counts": counts,
+           "offsum": offsum, "means": means}
+    if full:
+        below = np.flatnonzero(negmask & (x < cut))
+        counts[0] = below.shape[0]
+        offsum[0] = x[below].astype(np.float64).sum()
+        if counts[0]:
+            means[0] = offsum[0] / counts[0]
+    return out
+
+
+def make_buckets(logits, targets, delta=0.5, kind="exact"):
+    r"""Group the negatives into buckets, as the bucketed losses see them.
+
+    ``kind="exact"`` (rankref, DESIGN.md section 3): the breakpoints are
+    ``E = sorted({x_i - delta, x_i + delta : i in P})`` (``{x_i}`` at ``delta = 0``), at most
+    ``2P`` of them.  Between two consecutive breakpoints ``H(x_j - x_i)`` is 0, 1 or affine in
+    ``x_j`` for *every* positive, so a bucket's count and sum make FP and the gradient exact for
+    every delta.  A negative's bucket is ``searchsorted(E, x_j, side="right")``; a negative
+    equal to a positive therefore lands above it.
+
+    ``kind="brs"`` (Yavuz et al., ECCV 2024): the maximal runs of negatives between consecutive
+    positives in the sorted order, cut at ``min(x_P) - delta``; ``edges = [cut] + sorted(x_P)``.
+    The BRS loss compares positives with the bucket *means*, which is exact only at
+    ``delta = 0``.
+
+    Parameters
+    ----------
+    logits : array_like, any shape
+    targets : array_like, same shape (-1 ignored, 0 negative, (0, 1] positive)
+    delta : float >= 0, default 0.5
+    kind : {"exact", "brs"}
+
+    Returns
+    -------
+    Buckets
+        ``(edges, bucket, counts, sums, means)``.  With no positive there are no edges and every
+        negative is in bucket 0.
+    """
+    check_method(kind, ("exact", "brs"), "make_buckets (argument kind)")
+    x, t, pos, shape, _, d = prepare_ranking(logits, targets, delta, False, "make_buckets")
+    n = x.shape[0]
+    if pos.size == 0:
+        raise_nonfinite(x)
+        neg = t == 0
+        bucket = np.where(neg, 0, -1).astype(np.int64)
+        count = int(neg.sum())
+        total = float(x[neg].astype(np.float64).sum())
+        means = np.array([total / count if count else np.nan])
+        return Buckets(np.zeros(0), bucket.reshape(shape), np.array([count], dtype=np.int64),
+                       np.array([total]), means)
+    xp = x[pos].astype(np.float64)
+    if kind == "exact":
+        eng = BucketEngine(x, t, xp, d, full=True)
+        edges, counts, offsum = eng.edges, eng.counts, eng.offsum
+        bucket = eng.ids.astype(np.int64)
+        sums = offsum.copy()
+        sums[1:] += counts[1:] * edges
+        # members' range per bucket, for the round-off clamp of the means
+        neg = bucket >= 0
+        b_neg = bucket[neg]
+        xv = x[neg].astype(np.float64)
+        lower = np.full(counts.shape[0], np.inf)
+        upper = np.full(counts.shape[0], -np.inf)
+        np.minimum.at(lower, b_neg, xv)
+        np.maximum.at(upper, b_neg, xv)
+        means = _offset_means(edges, counts, offsum, lower, upper)
+        if counts[0]:
+            means[0] = offsum[0] / counts[0]
+    else:
+        raise_nonfinite(x)
+        runs = brs_runs(x, t, xp, d, full=True)
+        edges, counts, offsum, means = runs["edges"], runs["counts"], runs["offsum"], runs["means"]
+        bucket = np.full(n, -1, dtype=np.int64)
+        bucket[t == 0] = 0
+        bucket[runs["rel"]] = runs["ids_rel"]
+        sums = offsum.copy()
+        sums[1:] += counts[1:] * edges
+    return Buckets(edges, bucket.reshape(shape), counts, sums, means)

@@ -1,0 +1,255 @@
+r"""Ranking-based losses composed on the bucket engine: RS loss (and BRS) and AP loss.
+
+Every loss here is the same computation with different per-positive coefficients: negative j
+receives ``g_j = sum_i c_i H(x_j - x_i)`` and positive i receives its own error.  ``FP_i`` and
+the scatter of ``c_i`` come from :class:`rankref._engine.BucketEngine` (``method="bucketed"``),
+from the BRS prototypes (``method="brs"``), or from the dense oracle (``method="dense"``).
+
+Mapping of the official classes to rankref calls
+------------------------------------------------
+=====================================================  ==========================================
+official class                                         rankref call
+=====================================================  ==========================================
+``RankSort`` (kemaloksuz/RankSortLoss)                 ``rank_sort_loss(x, t, 0.5, "bucketed")``
+``APLoss`` (cccorn/AP-loss; aLRP/RS repos' port)       ``ap_loss(x, t, 1.0, True, "bucketed")``
+``BucketedRankSort`` (blisgard/BucketedRanking...)     ``rank_sort_loss(x, t, 0.5, "brs")``
+``BucketedAPLoss`` (same repository)                   ``rank_sort_loss(x, t, d, "brs")``, its
+                                                       ranking part only (``ranking_loss``,
+                                                       ``ranking_grad``): despite the name it is
+                                                       RS's ranking term on buckets, not AP Loss
+=====================================================  ==========================================
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _kernels
+from ._dense import ap_loss_dense, rank_sort_dense
+from ._engine import BucketEngine
+from ._validation import EPS, check_method, prepare_ranking, raise_nonfinite
+from .buckets import brs_runs
+
+__all__ = ["RankSortResult", "APLossResult", "rank_sort_loss", "ap_loss"]
+
+
+class RankSortResult(NamedTuple):
+    ranking_loss: float
+    """``mean_i FP_i / rank_i``."""
+    sorting_loss: float
+    """``mean_i SE_i``."""
+    ranking_grad: np.ndarray
+    """Error-driven update of the ranking term (logits' shape)."""
+    sorting_grad: np.ndarray
+    """Error-driven update of the sorting term (non-zero on positives only)."""
+    grad: np.ndarray
+    """``ranking_grad + sorting_grad``."""
+
+
+class APLossResult(NamedTuple):
+    loss: float
+    """``1 - mean_i m_i`` (interpolated or plain precision)."""
+    grad: np.ndarray
+    """Error-driven update (logits' shape)."""
+
+
+def _div(num, den):
+    """num / den where den != 0, 0 elsewhere (no warnings)."""
+    out = np.zeros(np.broadcast(num, den).shape)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def _rs_coefficients(fp, terms, xp, tp, delta, Z, brs_guards):
+    """Per-positive RS quantities from FP and the positive-positive sums.
+
+    Returns ``(ranking_error, sorting_error, ranking_pos_grad, sorting_pos_grad, c)`` where
+    ``c_i`` is the ranking coefficient sent to the negatives.
+    """
+    rank_pos, cur_num, tgt_num, tgt_den, missorted = terms.T
+    rank = rank_pos + fp
+    ranking_error = fp / rank
+    sorting_error = cur_num / rank_pos - tgt_num / tgt_den
+    if brs_guards:  # official BRS: FP = 0 -> 1 and D = 0 -> 1 in the denominators, no gating
+        c = (ranking_error / np.where(fp == 0, 1.0, fp)) / Z
+        r_pos = -ranking_error / Z
+        w = (sorting_error / np.where(missorted == 0, 1.0, missorted)) / Z
+        s_pos = -sorting_error / Z
+    else:  # official RS: eps gating
+        gate_r = fp > EPS
+        c = np.where(gate_r, _div(ranking_error, fp) / Z, 0.0)
+        r_pos = np.where(gate_r, -ranking_error / Z, 0.0)
+        gate_s = missorted > EPS
+        w = np.where(gate_s, _div(sorting_error, missorted) / Z, 0.0)
+        s_pos = np.where(gate_s, -sorting_error / Z, 0.0)
+    s_pos = s_pos + _kernels.rs_sorting_scatter(xp, tp, np.ascontiguousarray(w), delta)
+    return ranking_error, sorting_error, r_pos, s_pos, c
+
+
+def rank_sort_loss(logits, targets, delta=0.5, method="bucketed"):
+    r"""Rank & Sort loss (Oksuz, Cam, Akbas, Kalkan, ICCV 2021) and its bucketed forms.
+
+    For a positive i (``t_i > 0``, the IoU) with relaxed ranks as in :func:`relaxed_ranks`:
+
+    .. math::
+
+        \mathrm{RE}_i = \frac{\mathrm{FP}_i}{\mathrm{rank}_i},\qquad
+        \mathrm{SE}_i = \frac{\sum_{k\in P} H_{ik}(1-t_k)}{\mathrm{rank}^+_i}
+                      - \frac{\sum_{k: t_k\ge t_i} H_{ik}(1-t_k)}{\sum_{k: t_k\ge t_i} H_{ik}},
+
+    with ``H_ik = H_delta(x_k - x_i)`` (self included, ``H(0)``).  The losses are
+    ``mean(RE)`` and ``mean(SE)``.  The gradients are the error-driven updates of the official
+    code, normalised by ``Z = |P|``:
+
+    * ranking: if ``FP_i > 1e-10``, positive i gets ``-RE_i/Z`` and negative j gets
+      ``sum_i H(x_j - x_i) RE_i / (FP_i Z)``;
+    * sorting: with ``D_i = sum_{t_k < t_i} H_ik``, if ``D_i > 1e-10`` positive i gets
+      ``-SE_i/Z`` and each positive k with ``t_k < t_i`` gets ``H_ik SE_i / (D_i Z)``.
+
+    Both gradients sum to zero.  IoU ties count as sorted (``t_k >= t_i``).
+
+    Parameters
+    ----------
+    logits : array_like, any shape
+        Ranked as one flat vector (a ``[anchors, classes]`` matrix included), as the official
+        heads do.  float16/32/64 and integers are accepted; sums are accumulated in float64.
+    targets : array_like, same shape
+        -1 (or any value < 0) ignored, 0 negative, IoU in (0, 1] positive.
+    delta : float >= 0, default 0.5
+    method : {"bucketed", "dense", "brs"}
+        ``"bucketed"``: exact for every delta, O(N log P + P^2), no sort of N.
+        ``"dense"``: the O(P N) NumPy oracle.
+        ``"brs"``: the published Bucketed RS (Yavuz et al., ECCV 2024): the relevant logits are
+        sorted, runs of negatives between positives are compared through their mean, with the
+        official guards (``FP = 0 -> 1``, ``D = 0 -> 1``) instead of eps gating.  Exact at
+        ``delta = 0`` (ties included, negatives tied with a positive are placed above it);
+        approximate for ``delta > 0``.
+
+    Returns
+    -------
+    RankSortResult
+        ``(ranking_loss, sorting_loss, ranking_grad, sorting_grad, grad)``; the gradients have the
+        logits' shape and dtype (float32 for float16 input, float64 for integers).
+
+    Notes
+    -----
+    Differences from the official ``RankSort``: with no positive the official code crashes;
+    rankref returns zero losses and zero gradients.  With no relevant negative the ranking loss
+    is 0 and the sorting part is still computed.  Ignored entries get exactly 0.  The official
+    backward puts ``ranking_grad + sorting_grad`` on the ranking output only; here both are
+    returned (``rankref.torch`` attaches each to its own output).
+    """
+    check_method(method, ("bucketed", "dense", "brs"), "rank_sort_loss")
+    x, t, pos, shape, gdt, d = prepare_ranking(logits, targets, delta, False, "rank_sort_loss")
+    n = x.shape[0]
+    Z = pos.shape[0]
+    if Z == 0 or method == "dense":
+        raise_nonfinite(x)
+        if Z == 0:
+            zero = np.zeros(shape, dtype=gdt)
+            return RankSortResult(0.0, 0.0, zero, zero.copy(), zero.copy())
+        rl, sl, rg, sg = rank_sort_dense(x, t, d)
+        rg = rg.astype(gdt).reshape(shape)
+        sg = sg.astype(gdt).reshape(shape)
+        return RankSortResult(rl, sl, rg, sg, rg + sg)
+
+    xp = x[pos].astype(np.float64)
+    tp = t[pos].astype(np.float64)
+    terms = _kernels.rs_positive_terms(xp, tp, d)
+    ranking_grad = np.zeros(n, dtype=gdt)
+    grad = np.zeros(n, dtype=gdt)
+    sorting_grad = np.zeros(n, dtype=gdt)
+    if method == "bucketed":
+        engine = BucketEngine(x, t, xp, d)
+        fp = engine.fp()
+        re, se, r_pos, s_pos, c = _rs_coefficients(fp, terms, xp, tp, d, Z, False)
+        engine.scatter(c, ranking_grad, grad)
+    else:
+        raise_nonfinite(x)
+        runs = brs_runs(x, t, xp, d)
+        counts, means = runs["counts"], runs["means"]
+        nz = np.flatnonzero(counts[1:] > 0) + 1
+        fp = _kernels.prototype_fp(means[nz], counts[nz].astype(np.float64), xp, d)
+        re, se, r_pos, s_pos, c = _rs_coefficients(fp, terms, xp, tp, d, Z, True)
+        per_member = np.zeros(counts.shape[0])
+        per_member[nz] = _kernels.prototype_grad(means[nz], xp, c, d)
+        g = per_member[runs["ids_rel"]].astype(gdt)
+        ranking_grad[runs["rel"]] = g
+        grad[runs["rel"]] = g
+    ranking_grad[pos] = r_pos
+    sorting_grad[pos] = s_pos
+    grad[pos] = ranking_grad[pos] + sorting_grad[pos]
+    return RankSortResult(
+        float(re.mean()), float(se.mean()), ranking_grad.reshape(shape),
+        sorting_grad.reshape(shape), grad.reshape(shape),
+    )
+
+
+def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed"):
+    r"""AP Loss (Chen et al., CVPR 2019), as in its official code.
+
+    For a positive i, with the self term counting 1 and ``H = H_delta``:
+
+    .. math::
+
+        \mathrm{rank}^+_i = 1 + \sum_{k\in P, k\ne i} H(x_k - x_i),\quad
+        \mathrm{prec}_i = \frac{\mathrm{rank}^+_i}{\mathrm{rank}^+_i + \mathrm{FP}_i}.
+
+    Interpolation visits the positives by ascending logit (ties in index order) with a running
+    maximum ``m`` of the precision: if ``prec_i >= m`` then ``m = prec_i`` and
+    ``c_i = 1/(rank_i Z)``, else ``c_i = (1-m)/(1-prec_i) / (rank_i Z)``.  Negative j gets
+    ``sum_i c_i H(x_j - x_i)``, positive i gets ``-(1-m_i)/Z``, and the loss is
+    ``1 - mean(m)``.  Without interpolation ``m_i = prec_i``.  There is no eps gating.
+    At ``delta = 0`` without interpolation the loss equals ``1 - average_precision``.
+
+    Parameters
+    ----------
+    logits : array_like, any shape (ranked as one flat vector)
+    targets : array_like, same shape, values in {-1 (ignored), 0, 1}
+    delta : float >= 0, default 1.0
+    interpolate : bool, default True
+    method : {"bucketed", "dense"}
+
+    Returns
+    -------
+    APLossResult
+        ``(loss, grad)``.
+
+    Notes
+    -----
+    The official code crashes without positives; rankref returns loss 0 and a zero gradient.
+    At ``delta = 0`` the official clamp divides by zero; rankref uses the exact step.
+    """
+    if method == "brs":
+        raise ValueError(
+            "method='brs' exists for rank_sort_loss only (the BRS repository's BucketedAPLoss "
+            "is RS's ranking term). Use method='bucketed' (exact) or 'dense' for ap_loss."
+        )
+    check_method(method, ("bucketed", "dense"), "ap_loss")
+    x, t, pos, shape, gdt, d = prepare_ranking(logits, targets, delta, True, "ap_loss")
+    n = x.shape[0]
+    Z = pos.shape[0]
+    if Z == 0 or method == "dense":
+        raise_nonfinite(x)
+        if Z == 0:
+            return APLossResult(0.0, np.zeros(shape, dtype=gdt))
+        loss, g = ap_loss_dense(x, t, d, bool(interpolate))
+        return APLossResult(loss, g.astype(gdt).reshape(shape))
+
+    xp = x[pos].astype(np.float64)
+    engine = BucketEngine(x, t, xp, d)
+    fp = engine.fp()
+    rank_pos = 1.0 + _kernels.positive_rank_others(xp, d)
+    rank = rank_pos + fp
+    prec = rank_pos / rank
+    if interpolate:
+        order = np.argsort(xp, kind="stable")
+        m = np.empty_like(prec)
+        m[order] = np.maximum.accumulate(prec[order])
+    else:
+        m = prec
+    on_max = prec >= m
+    c = np.where(on_max, (1.0 / rank) / Z, (_div(1.0 - m, 1.0 - prec) / rank) / Z)
+    grad = np.zeros(n, dtype=gdt)
+    engine.scatter(c, grad)
+    grad[pos] = -(1.0 - m) / Z
+    return APLossResult(float(1.0 - m.mean()), grad.reshape(shape))

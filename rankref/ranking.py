@@ -1,0 +1,191 @@
+"""Relaxed step, stable sorting, relaxed ranks and exact average precision."""
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _kernels
+from ._engine import BucketEngine
+from ._validation import (
+    as_logits,
+    as_targets,
+    check_delta,
+    nonfinite_error,
+    prepare_ranking,
+    raise_nonfinite,
+)
+
+__all__ = ["heaviside", "sort_scores", "relaxed_ranks", "RelaxedRanks", "average_precision"]
+
+
+def heaviside(u, delta):
+    r"""The relaxed Heaviside step of ranking-based losses.
+
+    .. math::
+
+        H_\delta(u) = \mathrm{clip}\left(\frac{u}{2\delta} + \frac12,\ 0,\ 1\right)
+        \quad (\delta > 0), \qquad H_0(u) = [u \ge 0].
+
+    So ``H_delta(0) = 1/2`` for ``delta > 0`` and ``H_0(0) = 1``: at ``delta = 0`` an entry tied
+    with a positive counts as ranked above it.  This is the smoothed step of AP Loss
+    (Chen et al., CVPR 2019) and RS Loss (Oksuz et al., ICCV 2021), with ``u = x_j - x_i``.
+
+    Parameters
+    ----------
+    u : array_like of real numbers
+        Score differences; ``+-inf`` are allowed (they give 1 and 0), NaN is not.
+    delta : float >= 0
+        Half-width of the linear ramp.
+
+    Returns
+    -------
+    ndarray of float64 with the shape of ``u`` (a float for scalar input).
+    """
+    d = check_delta(delta)
+    arr = np.asarray(u)
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"u must be a real numeric array, got dtype {arr.dtype}.")
+    arr = arr.astype(np.float64)
+    if np.isnan(arr).any():
+        raise ValueError("u must not contain NaN (the step is undefined there).")
+    if d > 0:
+        out = np.clip(arr / (2.0 * d) + 0.5, 0.0, 1.0)
+    else:
+        out = (arr >= 0).astype(np.float64)
+    return float(out) if out.ndim == 0 else out
+
+
+def sort_scores(logits, descending=True):
+    """Stable argsort of the flattened scores.
+
+    Tie rule: equal scores keep their index order, in both directions, so the result is
+    deterministic and identical on every backend.  Logits of any shape are ranked as one flat
+    vector (as the official detection heads do); the returned indices index ``logits.ravel()``.
+
+    Parameters
+    ----------
+    logits : array_like of real numbers (no NaN)
+    descending : bool, default True
+
+    Returns
+    -------
+    ndarray of int64, shape ``(logits.size,)``
+    """
+    arr = np.asarray(logits)
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"logits must be a real numeric array, got dtype {arr.dtype}.")
+    flat = arr.reshape(-1)
+    if arr.dtype.kind == "f" and np.isnan(flat).any():
+        bad = int(np.flatnonzero(np.isnan(flat))[0])
+        raise ValueError(f"logits must not contain NaN (flat entry {bad}); NaN has no rank.")
+    if not descending:
+        return np.argsort(flat, kind="stable").astype(np.int64)
+    n = flat.shape[0]
+    # stable descending order: reverse the stable ascending order of the reversed array
+    asc = np.argsort(flat[::-1], kind="stable")
+    return (n - 1 - asc[::-1]).astype(np.int64)
+
+
+class RelaxedRanks(NamedTuple):
+    """Relaxed ranks of the positives, in index order."""
+
+    pos_index: np.ndarray
+    """Flat indices of the positives (``targets > 0``)."""
+    rank_pos: np.ndarray
+    """``sum_{k in P} H(x_k - x_i)``, self included (``H(0)``)."""
+    fp: np.ndarray
+    """``sum_{j in N} H(x_j - x_i)``, the relaxed number of false positives above i."""
+    rank: np.ndarray
+    """``rank_pos + fp``."""
+
+
+def relaxed_ranks(logits, targets, delta=0.5):
+    r"""Relaxed ranks of every positive (DESIGN.md section 2).
+
+    .. math::
+
+        \mathrm{rank}^+(i) = \sum_{k\in P} H_\delta(x_k - x_i),\quad
+        \mathrm{FP}(i) = \sum_{j\in N} H_\delta(x_j - x_i),\quad
+        \mathrm{rank}(i) = \mathrm{rank}^+(i) + \mathrm{FP}(i).
+
+    The self term counts ``H(0)`` (1/2 for ``delta > 0``, 1 at ``delta = 0``), as in RS and GAP
+    loss.  FP is computed exactly with the bucket engine, in O(N log P + P^2).
+
+    Parameters
+    ----------
+    logits : array_like, any shape
+    targets : array_like, same shape
+        -1 (or any value < 0) ignored, 0 negative, (0, 1] positive.
+    delta : float >= 0, default 0.5
+
+    Returns
+    -------
+    RelaxedRanks
+        ``(pos_index, rank_pos, fp, rank)``, float64, one entry per positive in index order.
+    """
+    x, t, pos, shape, _, d = prepare_ranking(logits, targets, delta, False, "relaxed_ranks")
+    if pos.size == 0:
+        raise_nonfinite(x)
+        empty = np.zeros(0, dtype=np.float64)
+        return RelaxedRanks(pos, empty, empty.copy(), empty.copy())
+    xp = x[pos].astype(np.float64)
+    fp = BucketEngine(x, t, xp, d).fp()
+    rank_pos = _kernels.rs_positive_terms(xp, np.zeros_like(xp), d)[:, 0].copy()
+    return RelaxedRanks(pos, rank_pos, fp, rank_pos + fp)
+
+
+def average_precision(scores, labels, interpolate=False):
+    r"""Exact average precision of a single ranking.
+
+    .. math::
+
+        \mathrm{AP} = \frac{1}{|P|}\sum_{i\in P}
+            \frac{\#\{k \in P: s_k \ge s_i\}}{\#\{j: s_j \ge s_i\}}
+
+    Ties count the positive *below* every entry tied with it (the pessimistic ``delta = 0``
+    convention of AP Loss), so ``ap_loss(delta=0, interpolate=False) == 1 - AP``.  With
+    ``interpolate=True`` each precision is replaced by the maximum precision over the positives
+    scored at or below it (the running maximum of AP Loss), and
+    ``ap_loss(delta=0, interpolate=True) == 1 - AP``.
+
+    Parameters
+    ----------
+    scores : array_like of real numbers, any shape (flattened)
+    labels : array_like, same shape
+        1 (or True) positive, 0 negative, -1 ignored.
+    interpolate : bool, default False
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        If there is no positive (AP is undefined), or on bad input.
+    """
+    x, shape, _ = as_logits(scores, name="scores")
+    t = as_targets(labels, shape, name="labels", logits_name="scores")
+    pos_idx, bad = _kernels.scan_targets(t, True)
+    if bad >= 0:
+        raise ValueError(
+            f"labels must be -1 (ignored), 0 or 1, but flat entry {bad} is {t[bad]!r}."
+        )
+    bad = _kernels.first_nonfinite(x)
+    if bad >= 0:
+        nonfinite_error(x, bad, name="scores")
+    if pos_idx.size == 0:
+        raise ValueError(
+            "labels has no positive entry, so average precision is undefined. "
+            "Skip such rankings or count them separately."
+        )
+    keep = np.asarray(t) >= 0
+    s_all = np.sort(x[keep].astype(np.float64))
+    s_pos = np.sort(x[pos_idx].astype(np.float64))
+    xp = x[pos_idx].astype(np.float64)
+    n_ge = s_all.shape[0] - np.searchsorted(s_all, xp, side="left")
+    p_ge = s_pos.shape[0] - np.searchsorted(s_pos, xp, side="left")
+    prec = p_ge / n_ge
+    if interpolate:
+        order = np.argsort(xp, kind="stable")
+        prec = np.maximum.accumulate(prec[order])
+    return float(prec.mean())
