@@ -5,7 +5,7 @@
 # Accumulation is always in float64.  ``prange`` is used only where each iteration writes its
 # own output, so results do not depend on the number of threads.
 from cython.parallel cimport prange
-from libc.math cimport INFINITY
+from libc.math cimport INFINITY, fmax, fmin
 from libc.stdint cimport int8_t, int32_t, int64_t
 from libc.stdlib cimport free, malloc, realloc
 
@@ -25,15 +25,9 @@ ctypedef fused target_t:
 
 cdef inline double heaviside(double u, double delta) noexcept nogil:
     """Relaxed step H_delta(u) of DESIGN.md section 2 (H_0(0) = 1)."""
-    cdef double v
     if delta > 0.0:
-        v = u / (2.0 * delta) + 0.5
-        if v < 0.0:
-            return 0.0
-        if v > 1.0:
-            return 1.0
-        return v
-    return 1.0 if u >= 0.0 else 0.0
+        return fmin(fmax(u / (2.0 * delta) + 0.5, 0.0), 1.0)
+    return <double> (u >= 0.0)
 
 
 cdef extern from *:
@@ -276,8 +270,7 @@ cdef inline double _window_sum(Py_ssize_t lo, Py_ssize_t hi, double a, const dou
     cdef double s = 0.0
     cdef Py_ssize_t b
     for b in range(lo, hi):
-        if counts[b] != 0:
-            s += offsum[b] + <double> counts[b] * (E[b - 1] - a)
+        s += offsum[b] + <double> counts[b] * (E[b - 1] - a)  # empty buckets add 0.0
     return s
 
 
@@ -337,19 +330,19 @@ def window_coefficients(const double[::1] E, const int64_t[::1] lo, const int64_
 
 cdef inline void _rs_row(Py_ssize_t i, const double* xp, const double* tp, Py_ssize_t P,
                          double delta, double* out) noexcept nogil:
-    cdef double xi = xp[i], ti = tp[i], h, q
+    cdef double xi = xp[i], ti = tp[i], h, q, ge
     cdef double rp = 0.0, cn = 0.0, tn = 0.0, td = 0.0, ms = 0.0
     cdef Py_ssize_t k
     for k in range(P):
+        # branch-free: a masked term adds an exact 0.0
         h = heaviside(xp[k] - xi, delta)
         q = h * (1.0 - tp[k])
+        ge = <double> (tp[k] >= ti)
         rp += h
         cn += q
-        if tp[k] >= ti:
-            tn += q
-            td += h
-        else:
-            ms += h
+        tn += ge * q
+        td += ge * h
+        ms += (1.0 - ge) * h
     out[0] = rp
     out[1] = cn
     out[2] = tn
@@ -376,8 +369,7 @@ cdef inline double _rs_sort_col(Py_ssize_t k, const double* xp, const double* tp
     cdef double s = 0.0, xk = xp[k], tk = tp[k]
     cdef Py_ssize_t i
     for i in range(P):
-        if w[i] != 0.0 and tk < tp[i]:
-            s += heaviside(xk - xp[i], delta) * w[i]
+        s += (<double> (tk < tp[i])) * (heaviside(xk - xp[i], delta) * w[i])
     return s
 
 
