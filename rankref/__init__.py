@@ -1,11 +1,12 @@
 """rankref: exact CPU reference algorithms for ranking-based detection losses.
 
-AP Loss, Rank & Sort (RS) Loss and its bucketed form (BRS), computed exactly with one bucket
+AP Loss, Rank & Sort (RS) Loss, its bucketed form (BRS) and ROG's GAP loss, computed exactly with one bucket
 engine (see DESIGN.md section 3 and :mod:`rankref.losses`), with a dense NumPy oracle beside
 every fast path.  NumPy in, NumPy out.
 """
 from ._kernels import openmp_enabled
 from .buckets import Buckets, make_buckets
+from .gap import ClassCounts, GAPResult, gap_loss
 from .losses import APLossResult, RankSortResult, ap_loss, rank_sort_loss
 from .ranking import RelaxedRanks, average_precision, heaviside, relaxed_ranks, sort_scores
 
@@ -19,8 +20,11 @@ __all__ = [
     "average_precision",
     "rank_sort_loss",
     "ap_loss",
+    "gap_loss",
+    "ClassCounts",
     "RelaxedRanks",
     "Buckets",
     "RankSortResult",
     "APLossResult",
+    "GAPResult",
 ]

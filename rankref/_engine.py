@@ -32,6 +32,8 @@ class BucketEngine:
     xq : 1-D float64 array, non-empty and finite
         Logits of the positives (the "queries").
     delta : float >= 0
+    name : str
+        The argument's name in the error raised for a non-finite logit.
     full : bool
         Also histogram bucket 0 (negatives below ``E[0]``), for :func:`make_buckets`.
 
@@ -41,7 +43,7 @@ class BucketEngine:
         Every entry's bucket (-1 for entries that are not negatives, 0 below ``E[0]``).
     """
 
-    def __init__(self, x, t, xq, delta, *, full=False):
+    def __init__(self, x, t, xq, delta, *, full=False, name="logits"):
         d = float(delta)
         xq = np.ascontiguousarray(xq, dtype=np.float64)
         if d > 0.0:
@@ -81,7 +83,7 @@ class BucketEngine:
             x, t, self._E, lut, inv_w, self.counts, self.offsum, self.ids, full, segments
         )
         if bad >= 0:
-            nonfinite_error(x, bad)
+            nonfinite_error(x, bad, name)
         above = np.cumsum(self.counts[::-1])[::-1].astype(np.float64)
         if full:
             above -= self.counts[0]  # bucket 0 never counts (hi >= 1 anyway)

@@ -455,3 +455,67 @@ def prototype_grad(const double[::1] means, const double[::1] xp, const double[:
     for b in prange(nb, nogil=True, schedule="static"):
         o[b] = _proto_grad(means[b], &xp[0], &c[0], P, delta)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Grouped positive-positive terms (GAP): positives sorted by class, class of i = [start_i, stop_i)
+# --------------------------------------------------------------------------------------------
+
+cdef inline double _range_sum(double xi, const double* xs, Py_ssize_t k0, Py_ssize_t k1,
+                              double delta) noexcept nogil:
+    cdef double s = 0.0
+    cdef Py_ssize_t k
+    for k in range(k0, k1):
+        s += heaviside(xs[k] - xi, delta)
+    return s
+
+
+def class_rank(const double[::1] xs, const int64_t[::1] start, const int64_t[::1] stop,
+               double delta):
+    """rank_pos_i = sum_{k in class(i)} H(x_k - x_i), self included (O(sum_m P_m^2))."""
+    cdef Py_ssize_t P = xs.shape[0], i
+    out = np.zeros(P, dtype=np.float64)
+    cdef double[::1] o = out
+    if P == 0:
+        return out
+    for i in prange(P, nogil=True, schedule="dynamic"):
+        o[i] = _range_sum(xs[i], &xs[0], start[i], stop[i], delta)
+    return out
+
+
+def other_class_sums(const double[::1] xs, const int64_t[::1] start, const int64_t[::1] stop,
+                     double delta):
+    """sum_{k not in class(i)} H(x_k - x_i): other classes' positives ranked above i."""
+    cdef Py_ssize_t P = xs.shape[0], i
+    out = np.zeros(P, dtype=np.float64)
+    cdef double[::1] o = out
+    if P == 0:
+        return out
+    for i in prange(P, nogil=True, schedule="dynamic"):
+        o[i] = (_range_sum(xs[i], &xs[0], 0, start[i], delta)
+                + _range_sum(xs[i], &xs[0], stop[i], P, delta))
+    return out
+
+
+cdef inline double _range_scatter(double xk, const double* xs, const double* c, Py_ssize_t i0,
+                                  Py_ssize_t i1, double delta) noexcept nogil:
+    cdef double s = 0.0
+    cdef Py_ssize_t i
+    for i in range(i0, i1):
+        s += c[i] * heaviside(xk - xs[i], delta)
+    return s
+
+
+def other_class_scatter(const double[::1] xs, const int64_t[::1] start,
+                        const int64_t[::1] stop, const double[::1] c, double delta):
+    """g_k = sum_{i not in class(k)} c_i H(x_k - x_i): the gradient a positive receives as a
+    negative of the other classes."""
+    cdef Py_ssize_t P = xs.shape[0], k
+    out = np.zeros(P, dtype=np.float64)
+    cdef double[::1] o = out
+    if P == 0:
+        return out
+    for k in prange(P, nogil=True, schedule="dynamic"):
+        o[k] = (_range_scatter(xs[k], &xs[0], &c[0], 0, start[k], delta)
+                + _range_scatter(xs[k], &xs[0], &c[0], stop[k], P, delta))
+    return out

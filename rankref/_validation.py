@@ -143,3 +143,38 @@ def prepare_ranking(logits, targets, delta, binary, func):
         if bad >= 0:
             nonfinite_error(x, int(pos[bad]))
     return x, t, pos, shape, grad_dtype, d
+
+
+def check_nonnegative(value, name, what="a finite number >= 0"):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be {what}, got {value!r}.")
+    v = float(value)
+    if not math.isfinite(v) or v < 0.0:
+        raise ValueError(f"{name} must be {what}, got {value!r}.")
+    return v
+
+
+def as_labels(labels, n, num_classes, name="labels", allow_ignore=True):
+    """Validate integer class labels: 1-D, length ``n``, values in [-1, num_classes]
+    (``num_classes`` is the background, -1 ignored).  Returns an int64 array."""
+    y = np.asarray(labels)
+    if y.dtype.kind not in "iu":
+        raise ValueError(
+            f"{name} must be an integer array (class indices), got dtype {y.dtype}. "
+            f"Convert it with np.asarray({name}, dtype=np.int64)."
+        )
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(
+            f"{name} must have shape ({n},), one label per row of scores; got {y.shape}."
+        )
+    y = y.astype(np.int64, copy=False)
+    lo = -1 if allow_ignore else 0
+    if y.size:
+        bad = np.flatnonzero((y < lo) | (y > num_classes))
+        if bad.size:
+            raise ValueError(
+                f"{name} must be in [{lo}, {num_classes}] ([0, {num_classes}) foreground, "
+                f"{num_classes} background" + (", -1 ignored" if allow_ignore else "")
+                + f"), but entry {bad[0]} is {y[bad[0]]}."
+            )
+    return np.ascontiguousarray(y)
