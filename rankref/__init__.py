@@ -8,6 +8,20 @@ from ._kernels import openmp_enabled
 from .buckets import Buckets, make_buckets
 from .gap import ClassCounts, GAPResult, gap_loss
 from .losses import APLossResult, RankSortResult, ap_loss, rank_sort_loss
+from .reweighting import (
+    balanced_l1_loss,
+    bucketed_class_weights,
+    class_reweighted_targets,
+    lgr_cross_entropy,
+    lgr_weights,
+)
+from .sampling import (
+    class_balanced_pos_sample,
+    instance_balanced_pos_sample,
+    iou_balanced_neg_probabilities,
+    iou_balanced_neg_sample,
+)
+from .sampling_free import ForegroundPrior, foreground_prior, guided_scale, optimal_bias
 from .ranking import RelaxedRanks, average_precision, heaviside, relaxed_ranks, sort_scores
 
 __version__ = "0.1.0"
@@ -22,9 +36,22 @@ __all__ = [
     "ap_loss",
     "gap_loss",
     "ClassCounts",
+    "iou_balanced_neg_sample",
+    "iou_balanced_neg_probabilities",
+    "instance_balanced_pos_sample",
+    "class_balanced_pos_sample",
+    "bucketed_class_weights",
+    "class_reweighted_targets",
+    "balanced_l1_loss",
+    "lgr_weights",
+    "lgr_cross_entropy",
+    "optimal_bias",
+    "foreground_prior",
+    "guided_scale",
     "RelaxedRanks",
     "Buckets",
     "RankSortResult",
     "APLossResult",
     "GAPResult",
+    "ForegroundPrior",
 ]

@@ -1,0 +1,340 @@
+"""Balanced sampling of Libra R-CNN (Pang et al., IJCV journal version, section 3.1).
+
+Every function draws from a passed ``numpy.random.Generator`` (``rng=``): the same generator
+state gives the same indices.  Each uniform draw is taken without replacement from a group
+listed in increasing index order, so results are reproducible across runs and backends.
+"""
+import math
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "iou_balanced_neg_sample",
+    "iou_balanced_neg_probabilities",
+    "instance_balanced_pos_sample",
+    "class_balanced_pos_sample",
+]
+
+
+# ------------------------------------------------------------------------------ validation
+
+def _check_rng(rng):
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(
+            f"rng must be a numpy.random.Generator (e.g. np.random.default_rng(0)), got "
+            f"{type(rng).__name__}."
+        )
+    return rng
+
+
+def _check_count(value, name, minimum=0):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral,)):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def _check_ious(max_overlaps):
+    iou = np.asarray(max_overlaps)
+    if iou.dtype.kind not in "fiu":
+        raise ValueError(f"max_overlaps must be a real numeric array, got dtype {iou.dtype}.")
+    if iou.ndim != 1:
+        raise ValueError(f"max_overlaps must be 1-D (one IoU per candidate), got shape {iou.shape}.")
+    iou = iou.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(iou) | (iou < -1.0) | (iou > 1.0))
+    if bad.size:
+        raise ValueError(
+            f"max_overlaps must be finite IoUs in [-1, 1], but entry {bad[0]} is {iou[bad[0]]!r}."
+        )
+    return iou
+
+
+def _check_gt_inds(assigned_gt_inds, name="assigned_gt_inds"):
+    g = np.asarray(assigned_gt_inds)
+    if g.dtype.kind not in "iu":
+        raise ValueError(
+            f"{name} must be an integer array (0 negative, k > 0 positive of gt k), got dtype "
+            f"{g.dtype}."
+        )
+    if g.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {g.shape}.")
+    return g.astype(np.int64)
+
+
+def _choose(rng, pool, k):
+    """k members of ``pool`` uniformly without replacement (all of it when k >= len(pool))."""
+    if k >= pool.size:
+        return pool
+    if k <= 0:
+        return pool[:0]
+    return rng.choice(pool, size=k, replace=False)
+
+
+# ------------------------------------------------------------------------------ IoU-balanced
+
+def _iou_plan(iou, E, num_bins, floor_thr, floor_fraction, max_iou):
+    """The deterministic part of the IoU-balanced procedure: groups and quotas."""
+    num_bins = _check_count(num_bins, "num_bins", 1)
+    if isinstance(floor_thr, (bool, np.bool_)) or not isinstance(floor_thr, numbers.Real):
+        raise ValueError(f"floor_thr must be -1 or in [0, 1), got {floor_thr!r}.")
+    floor_thr = float(floor_thr)
+    if not (floor_thr == -1.0 or 0.0 <= floor_thr < 1.0):
+        raise ValueError(f"floor_thr must be -1 (no floor set) or in [0, 1), got {floor_thr!r}.")
+    if isinstance(floor_fraction, (bool, np.bool_)) or not isinstance(floor_fraction, numbers.Real) \
+            or not 0.0 <= float(floor_fraction) <= 1.0:
+        raise ValueError(f"floor_fraction must be in [0, 1], got {floor_fraction!r}.")
+    if max_iou is not None:
+        if not isinstance(max_iou, numbers.Real) or not math.isfinite(float(max_iou)):
+            raise ValueError(f"max_iou must be None or a finite number, got {max_iou!r}.")
+    idx = np.arange(iou.size)
+    if floor_thr > 0:
+        floor = idx[(iou >= 0) & (iou < floor_thr)]
+        iou_set = idx[iou >= floor_thr]
+        lo = floor_thr
+    elif floor_thr == 0:
+        floor = idx[iou == 0]
+        iou_set = idx[iou > 0]
+        lo = 0.0
+    else:
+        floor = idx[:0]
+        iou_set = idx
+        lo = 0.0
+    e_iou = int(E * (1 - float(floor_fraction)))
+    plan = {"floor": floor, "iou_set": iou_set, "e_iou": e_iou, "bins": None, "q": 0}
+    if iou_set.size > e_iou and num_bins >= 2:
+        top = float(iou.max()) if max_iou is None else float(max_iou)
+        w = (top - lo) / num_bins
+        v = iou[iou_set]
+        bins = []
+        for k in range(num_bins):
+            start, end = lo + k * w, lo + (k + 1) * w
+            bins.append(iou_set[(v >= start) & (v < end)])
+        plan["bins"] = bins
+        plan["q"] = int(e_iou / num_bins)
+    return plan
+
+
+def iou_balanced_neg_sample(max_overlaps, num_expected, *, num_bins=3, floor_thr=-1.0,
+                            floor_fraction=0.0, max_iou=None, rng):
+    r"""IoU-balanced negative sampling (Libra R-CNN, Eq. 2), as mmdetection's
+    ``IoUBalancedNegSampler`` does it.
+
+    With ``E = num_expected``:
+
+    1. If there are at most E candidates, return them all.
+    2. Split the candidates into a floor set and an IoU set: ``floor_thr > 0``: floor =
+       ``0 <= iou < floor_thr``, IoU set = ``iou >= floor_thr``; ``floor_thr == 0``: floor =
+       ``iou == 0``, IoU set = ``iou > 0``; ``floor_thr == -1``: no floor set, the IoU set is every
+       candidate and the bins start at 0.  Candidates in neither set are reachable only by step 5.
+    3. ``E_iou = int(E (1 - floor_fraction))``.  If the IoU set has at most ``E_iou`` members take
+       them all; else with ``num_bins >= 2`` split ``[lo, max_iou)`` into ``num_bins`` equal bins
+       ``[lo + k w, lo + (k+1) w)`` (``lo = max(floor_thr, 0)``), take ``min(q, |bin|)``
+       uniformly from each, ``q = int(E_iou / num_bins)``, then fill up to ``E_iou`` uniformly from
+       the IoU-set members not yet taken; with ``num_bins == 1`` take ``E_iou`` uniformly.
+    4. Take ``E - (number taken in step 3)`` uniformly from the floor set (all of it if smaller).
+    5. If fewer than E were taken, fill uniformly from all candidates not yet taken.
+
+    The selection probability of a candidate in bin k is ``E / (K M_k)`` when the bins are full
+    (Eq. 2); :func:`iou_balanced_neg_probabilities` gives it exactly in every case.
+
+    Parameters
+    ----------
+    max_overlaps : 1-D array of IoUs in [-1, 1]
+        The max IoU of each negative candidate with the ground truths.
+    num_expected : int >= 0
+    num_bins : int >= 1, default 3
+    floor_thr : -1 or float in [0, 1), default -1
+    floor_fraction : float in [0, 1], default 0
+    max_iou : float, optional
+        Upper end of the bins.  Defaults to the largest candidate IoU.  mmdetection uses the
+        maximum over *all* boxes, which is 1 because the gt boxes are prepended to the proposals:
+        pass ``max_iou=1.0`` for the official behaviour.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray of int64
+        Sorted indices into ``max_overlaps``.
+
+    Notes
+    -----
+    Quirk of the official sampler object: it stores ``floor_thr = -1`` and overwrites it with 0
+    on its first call, so from the second call on it behaves as ``floor_thr=0`` (floor set =
+    zero IoU).  rankref is stateless: pass ``floor_thr=0`` to reproduce those later calls.
+    """
+    rng = _check_rng(rng)
+    iou = _check_ious(max_overlaps)
+    E = _check_count(num_expected, "num_expected")
+    plan = _iou_plan(iou, E, num_bins, floor_thr, floor_fraction, max_iou)
+    n = iou.size
+    if n <= E:
+        return np.arange(n, dtype=np.int64)
+    taken = np.zeros(n, dtype=bool)
+    iou_set, e_iou = plan["iou_set"], plan["e_iou"]
+    if iou_set.size <= e_iou:
+        taken[iou_set] = True
+    elif plan["bins"] is not None:
+        for members in plan["bins"]:
+            taken[_choose(rng, members, plan["q"])] = True
+        rest = iou_set[~taken[iou_set]]
+        taken[_choose(rng, rest, e_iou - (iou_set.size - rest.size))] = True
+    else:
+        taken[_choose(rng, iou_set, e_iou)] = True
+    n3 = int(taken.sum())
+    taken[_choose(rng, plan["floor"], E - n3)] = True
+    n4 = int(taken.sum())
+    if n4 < E:
+        rest = np.flatnonzero(~taken)
+        taken[_choose(rng, rest, E - n4)] = True
+    return np.flatnonzero(taken).astype(np.int64)
+
+
+def iou_balanced_neg_probabilities(max_overlaps, num_expected, *, num_bins=3, floor_thr=-1.0,
+                                   floor_fraction=0.0, max_iou=None):
+    r"""Exact inclusion probability of every candidate under :func:`iou_balanced_neg_sample`.
+
+    Every step draws uniformly without replacement from a group whose size is fixed by the
+    counts alone, so each step contributes a closed form: a member of a group of size ``M`` from
+    which ``k`` are drawn is taken with probability ``k/M``, and a later fill of ``f`` from the
+    ``R`` members still untaken adds ``(1 - p) f / R``.  For full bins the first step is Eq. 2
+    of the paper, ``p_k = (N/K) / M_k``.
+
+    Parameters are those of :func:`iou_balanced_neg_sample` (no ``rng``).
+
+    Returns
+    -------
+    ndarray of float64, one probability per candidate; they sum to ``min(E, n)``.
+    """
+    iou = _check_ious(max_overlaps)
+    E = _check_count(num_expected, "num_expected")
+    plan = _iou_plan(iou, E, num_bins, floor_thr, floor_fraction, max_iou)
+    n = iou.size
+    p = np.zeros(n)
+    if n <= E:
+        p[:] = 1.0
+        return p
+    iou_set, e_iou = plan["iou_set"], plan["e_iou"]
+    if iou_set.size <= e_iou:
+        p[iou_set] = 1.0
+        n3 = iou_set.size
+    elif plan["bins"] is not None:
+        q = plan["q"]
+        in_bins = 0
+        for members in plan["bins"]:
+            if members.size:
+                p[members] = min(q, members.size) / members.size
+                in_bins += min(q, members.size)
+        remaining = iou_set.size - in_bins
+        fill = min(e_iou - in_bins, remaining)
+        if remaining > 0:
+            p[iou_set] += (1.0 - p[iou_set]) * (fill / remaining)
+        n3 = in_bins + fill
+    else:
+        p[iou_set] = e_iou / iou_set.size
+        n3 = e_iou
+    floor = plan["floor"]
+    n4 = n3 + min(floor.size, E - n3)
+    if floor.size:
+        p[floor] = min(floor.size, E - n3) / floor.size
+    if n4 < E:
+        pool = n - n4
+        p += (1.0 - p) * ((E - n4) / pool)
+    return p
+
+
+# ------------------------------------------------------------------------------ positives
+
+def _balanced_over_groups(groups, E, quota, rng, pick):
+    """Take ``pick(group, quota)`` from each group, then trim the union to E or fill it up to E
+    uniformly from the members not yet taken.  ``groups`` are index arrays, in a fixed order."""
+    everyone = np.sort(np.concatenate(groups))
+    taken = np.concatenate([pick(g, quota) for g in groups])
+    if taken.size > E:
+        taken = _choose(rng, np.sort(taken), E)
+    elif taken.size < E:
+        rest = np.setdiff1d(everyone, taken, assume_unique=True)
+        taken = np.concatenate([taken, _choose(rng, rest, E - taken.size)])
+    return np.sort(taken).astype(np.int64)
+
+
+def _instance_balanced(pos, gt, E, rng):
+    """Instance-balanced sampling of the positives ``pos`` (indices) with gt ids ``gt``."""
+    if pos.size <= E:
+        return np.sort(pos).astype(np.int64)
+    ids = np.unique(gt)
+    groups = [pos[gt == g] for g in ids]
+    quota = int(round(E / ids.size) + 1)
+    return _balanced_over_groups(groups, E, quota, rng, lambda g, k: _choose(rng, g, k))
+
+
+def instance_balanced_pos_sample(assigned_gt_inds, num_expected, *, rng):
+    r"""Instance-balanced positive sampling (Libra R-CNN, section 3.1): an equal number of
+    positives per ground truth.
+
+    Positives are the entries with ``assigned_gt_inds > 0`` (0 is a negative, -1 ignored).  If
+    there are at most ``E = num_expected`` of them, all are returned.  Otherwise, with G the
+    number of distinct gts, up to ``int(round(E / G) + 1)`` are taken uniformly per gt (Python's
+    ``round``, half to even; gts in increasing id order); if that is more than E, E are taken
+    uniformly from the union, and if fewer, the rest is filled uniformly from the positives not
+    yet taken.
+
+    Returns
+    -------
+    ndarray of int64: sorted indices into ``assigned_gt_inds``, exactly ``min(E, #positives)``.
+
+    Notes
+    -----
+    mmdetection's ``InstanceBalancedPosSampler`` fills from *all* positives (its set difference
+    of tensors removes nothing), so it can repeat an index and return fewer than E after
+    ``unique()``.  rankref fills from the positives not yet taken and never repeats one.
+    """
+    rng = _check_rng(rng)
+    g = _check_gt_inds(assigned_gt_inds)
+    E = _check_count(num_expected, "num_expected")
+    pos = np.flatnonzero(g > 0)
+    return _instance_balanced(pos, g[pos], E, rng)
+
+
+def class_balanced_pos_sample(labels, assigned_gt_inds, num_expected, *, rng):
+    r"""Class-balanced positive sampling (Libra R-CNN, section 3.1, last paragraph): an equal
+    quota per class first, then instance-balanced sampling within each class.
+
+    With K the number of classes among the positives (``assigned_gt_inds > 0``) and
+    ``E = num_expected``: if there are at most E positives all are returned; otherwise each class
+    (in increasing label order) receives the quota ``int(round(E / K) + 1)`` (the per-gt rule of
+    :func:`instance_balanced_pos_sample`, applied to classes) and is sampled instance-balanced
+    with that quota; the union is then trimmed to E uniformly, or filled up to E uniformly from
+    the positives not yet taken.
+
+    Parameters
+    ----------
+    labels : int array, same length as ``assigned_gt_inds``
+        Class of each entry (only the positives' labels are used).
+    assigned_gt_inds : int array (0 negative, k > 0 positive of gt k, -1 ignored)
+    num_expected : int >= 0
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray of int64: sorted indices, exactly ``min(E, #positives)``.
+    """
+    rng = _check_rng(rng)
+    g = _check_gt_inds(assigned_gt_inds)
+    y = _check_gt_inds(labels, name="labels")
+    if y.shape != g.shape:
+        raise ValueError(
+            f"labels has shape {y.shape} but assigned_gt_inds has shape {g.shape}; pass one "
+            f"label per entry."
+        )
+    E = _check_count(num_expected, "num_expected")
+    pos = np.flatnonzero(g > 0)
+    if pos.size <= E:
+        return pos.astype(np.int64)
+    classes = np.unique(y[pos])
+    groups = [pos[y[pos] == c] for c in classes]
+    quota = int(round(E / classes.size) + 1)
+    return _balanced_over_groups(
+        groups, E, quota, rng, lambda grp, k: _instance_balanced(grp, g[grp], k, rng)
+    )

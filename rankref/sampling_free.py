@@ -1,0 +1,93 @@
+"""Sampling-Free (Chen et al., IEEE TIP 2021, section IV): optimal bias initialisation and
+guided loss scaling.  The learnable scale of Eq. 23 lives in ``rankref.torch``."""
+import math
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["optimal_bias", "foreground_prior", "ForegroundPrior", "guided_scale"]
+
+
+def _count(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, float)) \
+            or not math.isfinite(float(value)) or value < 0:
+        raise ValueError(f"{name} must be a count >= 0, got {value!r}.")
+    return float(value)
+
+
+def optimal_bias(num_foreground, num_total, num_classes=1):
+    r"""Optimal initial bias of a sigmoid classifier (Sampling-Free, Eq. 19).
+
+    .. math:: b = -\log\frac{1 - \pi}{\pi}, \qquad \pi = \frac{N^f}{N \cdot C},
+
+    i.e. ``-log(N C / N^f - 1)``: the prior is pooled over the data set (``N^f`` foreground
+    samples among ``N``) and divided by the number of classes C, as the official code does for a
+    C-way sigmoid head.  For one class this is Eq. 19, ``-log(N / N^f - 1)``; the paper reports
+    ``N / N^f ~ 1e5`` for anchors.
+
+    Raises ValueError unless ``0 < N^f / C < N`` (the prior must lie strictly inside (0, 1)).
+    """
+    nf = _count(num_foreground, "num_foreground")
+    n = _count(num_total, "num_total")
+    if isinstance(num_classes, (bool, np.bool_)) or not isinstance(num_classes, numbers.Integral) \
+            or num_classes < 1:
+        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}.")
+    if nf <= 0 or n <= 0 or nf >= n * num_classes:
+        raise ValueError(
+            f"need 0 < num_foreground < num_total * num_classes for a prior in (0, 1); got "
+            f"num_foreground={num_foreground}, num_total={num_total}, num_classes={num_classes}."
+        )
+    prior = nf / (n * num_classes)
+    return -math.log((1.0 - prior) / prior)
+
+
+class ForegroundPrior(NamedTuple):
+    num_foreground: int
+    """Samples labelled >= 1."""
+    num_total: int
+    """Samples labelled >= 0 (ignored -1 excluded)."""
+
+
+def foreground_prior(label_batches):
+    """Accumulate ``N^f`` and ``N`` over an iterable of anchor label arrays, for
+    :func:`optimal_bias` (``optimal_bias(*foreground_prior(batches), num_classes=C)``).
+
+    Labels ``>= 1`` are foreground, ``0`` background, ``-1`` ignored (not counted).
+    """
+    nf = 0
+    n = 0
+    for k, labels in enumerate(label_batches):
+        y = np.asarray(labels)
+        if y.dtype.kind not in "iu":
+            raise ValueError(f"label batch {k} must be an integer array, got dtype {y.dtype}.")
+        if y.size and y.min() < -1:
+            raise ValueError(f"label batch {k} holds {y.min()}; labels must be >= -1.")
+        nf += int((y >= 1).sum())
+        n += int((y >= 0).sum())
+    return ForegroundPrior(nf, n)
+
+
+def guided_scale(loc_loss, cls_loss):
+    r"""The guided term of Sampling-Free's loss scaling (Eq. 21): ``g = L_loc / L_cls``.
+
+    It is used detached, ``L = L_loc + g L_cls`` (Eq. 22), so the classification loss is
+    rescaled to the localisation loss of the same batch.  When ``cls_loss`` is 0 the
+    classification loss contributes nothing whatever its scale, and the neutral ``g = 1`` is
+    returned (the plain ratio would be inf or NaN).
+
+    Parameters
+    ----------
+    loc_loss, cls_loss : finite numbers >= 0 (Python or NumPy scalars)
+    """
+    values = []
+    for name, v in (("loc_loss", loc_loss), ("cls_loss", cls_loss)):
+        arr = np.asarray(v)
+        if arr.size != 1 or arr.dtype.kind not in "fiu":
+            raise ValueError(f"{name} must be a real scalar, got {v!r}.")
+        x = float(arr.reshape(-1)[0])
+        if not math.isfinite(x) or x < 0:
+            raise ValueError(f"{name} must be finite and >= 0, got {v!r}.")
+        values.append(x)
+    loc, cls = values
+    return 1.0 if cls == 0.0 else loc / cls
