@@ -55,3 +55,12 @@ __all__ = [
     "GAPResult",
     "ForegroundPrior",
 ]
+
+
+def __getattr__(name):
+    # ``rankref.torch`` is imported on first use, so ``import rankref`` never needs torch
+    if name == "torch":
+        import importlib
+
+        return importlib.import_module("rankref.torch")
+    raise AttributeError(f"module 'rankref' has no attribute {name!r}")
