@@ -38,14 +38,14 @@ def check_method(method, allowed, func):
     return method
 
 
-def as_logits(logits, name="logits"):
-    """Flatten ``logits`` to a C-contiguous float32/float64 vector.
+def as_logits(logits, name="logits", xp=np):
+    """Flatten ``logits`` to a C-contiguous float32/float64 vector (of array module ``xp``).
 
     Returns ``(flat, shape, grad_dtype)``.  float16 is widened to float32, integers and other
     real types to float64; the gradient dtype is float32 for float16/float32 input and float64
     otherwise.
     """
-    arr = np.asarray(logits)
+    arr = xp.asarray(logits)
     kind = arr.dtype.kind
     if kind not in "fiu":
         raise ValueError(
@@ -53,7 +53,7 @@ def as_logits(logits, name="logits"):
             f"Convert it with np.asarray({name}, dtype=np.float32)."
         )
     if arr.dtype == np.float32 or arr.dtype == np.float64:
-        flat = np.ascontiguousarray(arr).reshape(-1)
+        flat = xp.ascontiguousarray(arr).reshape(-1)
         grad_dtype = arr.dtype
     elif arr.dtype == np.float16:
         flat = arr.astype(np.float32).reshape(-1)
@@ -73,17 +73,17 @@ def raise_nonfinite(flat, name="logits"):
 
 def nonfinite_error(flat, bad, name="logits"):
     raise ValueError(
-        f"{name} must be finite, but flat entry {bad} is {flat[bad]!r}. "
+        f"{name} must be finite, but flat entry {bad} is {float(flat[bad])!r}. "
         f"Check the network output for overflow (e.g. train in float32 or clamp {name})."
     )
 
 
-def as_targets(targets, shape, name="targets", logits_name="logits"):
+def as_targets(targets, shape, name="targets", logits_name="logits", xp=np):
     """Coerce targets to a C-contiguous vector of a kernel dtype (float32/64, int8/32/64).
 
     Values are checked later, in the same pass that collects the positives.
     """
-    t = np.asarray(targets)
+    t = xp.asarray(targets)
     if t.shape != tuple(shape):
         raise ValueError(
             f"{name} has shape {t.shape} but {logits_name} has shape {tuple(shape)}; "
@@ -91,14 +91,14 @@ def as_targets(targets, shape, name="targets", logits_name="logits"):
         )
     kind = t.dtype.kind
     if kind == "b":
-        return np.ascontiguousarray(t).reshape(-1).view(np.int8)
+        return xp.ascontiguousarray(t).reshape(-1).view(np.int8)
     if kind == "f":
         if t.dtype == np.float32 or t.dtype == np.float64:
-            return np.ascontiguousarray(t).reshape(-1)
+            return xp.ascontiguousarray(t).reshape(-1)
         return t.astype(np.float64).reshape(-1)
     if kind in "iu":
         if t.dtype in (np.int8, np.int32, np.int64):
-            return np.ascontiguousarray(t).reshape(-1)
+            return xp.ascontiguousarray(t).reshape(-1)
         if kind == "u" and t.size and t.max() > 1:
             return t.astype(np.float64).reshape(-1)  # out of range: the scan reports it
         return t.astype(np.int64).reshape(-1)
@@ -111,18 +111,23 @@ def scan_targets(t, binary, name="targets", func="rank_sort_loss"):
     """Validate target values and return the flat indices of the positives."""
     pos, bad = _kernels.scan_targets(t, binary)
     if bad >= 0:
-        val = t[bad]
-        if binary:
-            raise ValueError(
-                f"{name} for {func} must be -1 (ignored), 0 (negative) or 1 (positive), but "
-                f"flat entry {bad} is {val!r}. For IoU-valued targets use rank_sort_loss."
-            )
-        raise ValueError(
-            f"{name} must be -1 (ignored), 0 (negative) or in (0, 1] (positive, e.g. the IoU), "
-            f"but flat entry {bad} is {val!r}. Clip IoU targets to [0, 1] and mark ignored "
-            f"entries with -1."
-        )
+        targets_error(t, bad, binary, name, func)
     return pos
+
+
+def targets_error(t, bad, binary, name="targets", func="rank_sort_loss"):
+    """Raise the ValueError for the invalid target at flat index ``bad``."""
+    val = float(t[bad])
+    if binary:
+        raise ValueError(
+            f"{name} for {func} must be -1 (ignored), 0 (negative) or 1 (positive), but "
+            f"flat entry {bad} is {val!r}. For IoU-valued targets use rank_sort_loss."
+        )
+    raise ValueError(
+        f"{name} must be -1 (ignored), 0 (negative) or in (0, 1] (positive, e.g. the IoU), "
+        f"but flat entry {bad} is {val!r}. Clip IoU targets to [0, 1] and mark ignored "
+        f"entries with -1."
+    )
 
 
 def prepare_ranking(logits, targets, delta, binary, func):

@@ -30,16 +30,16 @@ class Buckets(NamedTuple):
     """Mean logit per bucket (the BRS prototype), float64; NaN for an empty bucket."""
 
 
-def _offset_means(edges, counts, offsum, lower, upper):
+def _offset_means(edges, counts, offsum, lower, upper, xp=np):
     """Bucket means ``edges[b-1] + offsum[b] / counts[b]`` clamped into the members' range
     ``[lower[b], upper[b]]`` (the clamp only removes round-off); NaN for empty buckets."""
-    means = np.full(counts.shape[0], np.nan)
-    nz = np.flatnonzero(counts[1:] > 0) + 1
-    means[nz] = np.clip(edges[nz - 1] + offsum[nz] / counts[nz], lower[nz], upper[nz])
+    means = xp.full(counts.shape[0], np.nan)
+    nz = xp.flatnonzero(counts[1:] > 0) + 1
+    means[nz] = xp.clip(edges[nz - 1] + offsum[nz] / counts[nz], lower[nz], upper[nz])
     return means
 
 
-def brs_runs(x, t, xp, delta, full=False):
+def brs_runs(x, t, xpos, delta, full=False, xp=np):
     """The buckets of the published BRS (Yavuz et al., ECCV 2024): maximal runs of negatives
     between consecutive positives in the sorted order, cut at ``min(x_P) - delta``.
 
@@ -49,45 +49,46 @@ def brs_runs(x, t, xp, delta, full=False):
 
     Returns a dict with the run of every relevant negative and per-bucket statistics, with the
     same numbering as the exact buckets: ``edges = [cut] + sorted(x_P)`` (``sorted(x_P)`` at
-    ``delta = 0``), bucket ``b >= 1`` being ``[edges[b-1], edges[b])``.
+    ``delta = 0``), bucket ``b >= 1`` being ``[edges[b-1], edges[b])``.  Only array primitives
+    are used, so ``xp`` may be NumPy or CuPy.
     """
     d = float(delta)
-    P = xp.shape[0]
-    xs = np.sort(xp)
-    cut = xs[0] - d
-    edges = np.concatenate([[cut], xs]) if d > 0 else xs
+    P = xpos.shape[0]
+    xs = xp.sort(xpos)
+    cut = xs[:1] - d
+    edges = xp.concatenate([cut, xs]) if d > 0 else xs
     M = edges.shape[0]
     negmask = t == 0
-    rel = np.flatnonzero(negmask & (x >= cut))
-    vals = np.concatenate([xp, x[rel].astype(np.float64)])
-    order = np.argsort(vals, kind="stable")  # ascending; ties keep positives (first) below
+    rel = xp.flatnonzero(negmask & (x >= cut))
+    vals = xp.concatenate([xpos, x[rel].astype(np.float64)])
+    order = xp.argsort(vals, kind="stable")  # ascending; ties keep positives (first) below
     is_pos = order < P
-    pos_below = np.cumsum(is_pos)
+    pos_below = xp.cumsum(is_pos)
     neg_order = order[~is_pos] - P  # relevant negatives by ascending logit
     run = pos_below[~is_pos] + (1 if d > 0 else 0)  # bucket of each, ascending
     sorted_vals = vals[order[~is_pos]]
-    counts = np.bincount(run, minlength=M + 1).astype(np.int64)
-    offsum = np.bincount(
+    counts = xp.bincount(run, minlength=M + 1).astype(np.int64)
+    offsum = xp.bincount(
         run, weights=sorted_vals - edges[run - 1], minlength=M + 1
     ).astype(np.float64)
     # members' range per run (runs are contiguous in the sorted order), for the means' clamp
     nz = counts > 0
-    lower = np.full(M + 1, np.nan)
-    upper = np.full(M + 1, np.nan)
+    lower = xp.full(M + 1, np.nan)
+    upper = xp.full(M + 1, np.nan)
     if run.size:
-        b = np.arange(M + 1)[nz]
-        lower[nz] = sorted_vals[np.searchsorted(run, b, side="left")]
-        upper[nz] = sorted_vals[np.searchsorted(run, b, side="right") - 1]
-    means = _offset_means(edges, counts, offsum, lower, upper)
-    ids_rel = np.empty(rel.shape[0], dtype=np.int64)
+        b = xp.arange(M + 1)[nz]
+        lower[nz] = sorted_vals[xp.searchsorted(run, b, side="left")]
+        upper[nz] = sorted_vals[xp.searchsorted(run, b, side="right") - 1]
+    means = _offset_means(edges, counts, offsum, lower, upper, xp)
+    ids_rel = xp.empty(rel.shape[0], dtype=np.int64)
     ids_rel[neg_order] = run
     out = {"edges": edges, "rel": rel, "ids_rel": ids_rel, "counts": counts,
            "offsum": offsum, "means": means}
     if full:
-        below = np.flatnonzero(negmask & (x < cut))
+        below = xp.flatnonzero(negmask & (x < cut))
         counts[0] = below.shape[0]
         offsum[0] = x[below].astype(np.float64).sum()
-        if counts[0]:
+        if below.shape[0]:
             means[0] = offsum[0] / counts[0]
     return out
 

@@ -52,14 +52,14 @@ class APLossResult(NamedTuple):
     """Error-driven update (logits' shape)."""
 
 
-def _div(num, den):
+def _div(num, den, xp=np):
     """num / den where den != 0, 0 elsewhere (no warnings)."""
-    out = np.zeros(np.broadcast(num, den).shape)
-    np.divide(num, den, out=out, where=den != 0)
-    return out
+    safe = xp.where(den != 0, den, 1.0)
+    return xp.where(den != 0, num / safe, 0.0)
 
 
-def _rs_coefficients(fp, terms, xp, tp, delta, Z, brs_guards):
+def _rs_coefficients(fp, terms, xpos, tp, delta, Z, brs_guards,
+                     sorting_scatter=_kernels.rs_sorting_scatter, xp=np):
     """Per-positive RS quantities from FP and the positive-positive sums.
 
     Returns ``(ranking_error, sorting_error, ranking_pos_grad, sorting_pos_grad, c)`` where
@@ -70,18 +70,18 @@ def _rs_coefficients(fp, terms, xp, tp, delta, Z, brs_guards):
     ranking_error = fp / rank
     sorting_error = cur_num / rank_pos - tgt_num / tgt_den
     if brs_guards:  # official BRS: FP = 0 -> 1 and D = 0 -> 1 in the denominators, no gating
-        c = (ranking_error / np.where(fp == 0, 1.0, fp)) / Z
+        c = (ranking_error / xp.where(fp == 0, 1.0, fp)) / Z
         r_pos = -ranking_error / Z
-        w = (sorting_error / np.where(missorted == 0, 1.0, missorted)) / Z
+        w = (sorting_error / xp.where(missorted == 0, 1.0, missorted)) / Z
         s_pos = -sorting_error / Z
     else:  # official RS: eps gating
         gate_r = fp > EPS
-        c = np.where(gate_r, _div(ranking_error, fp) / Z, 0.0)
-        r_pos = np.where(gate_r, -ranking_error / Z, 0.0)
+        c = xp.where(gate_r, _div(ranking_error, fp, xp) / Z, 0.0)
+        r_pos = xp.where(gate_r, -ranking_error / Z, 0.0)
         gate_s = missorted > EPS
-        w = np.where(gate_s, _div(sorting_error, missorted) / Z, 0.0)
-        s_pos = np.where(gate_s, -sorting_error / Z, 0.0)
-    s_pos = s_pos + _kernels.rs_sorting_scatter(xp, tp, np.ascontiguousarray(w), delta)
+        w = xp.where(gate_s, _div(sorting_error, missorted, xp) / Z, 0.0)
+        s_pos = xp.where(gate_s, -sorting_error / Z, 0.0)
+    s_pos = s_pos + sorting_scatter(xpos, tp, xp.ascontiguousarray(w), delta)
     return ranking_error, sorting_error, r_pos, s_pos, c
 
 

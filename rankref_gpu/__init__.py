@@ -1,6 +1,66 @@
-"""rankref_gpu: the rankref API on CuPy arrays (GPU-scale N).
+"""rankref_gpu: rankref's public API on CuPy arrays, for GPU-scale N (the cupyx.scipy model).
 
-Not implemented yet: this package is importable so that installs and imports are stable, and it
-exports nothing until its own issue lands.  Use :mod:`rankref` (NumPy) meanwhile.
+The same function names, signatures, defaults, return types and errors as :mod:`rankref`.
+Everything is built from array primitives that NumPy and CuPy share (sort of the 2P breakpoints,
+``searchsorted``, ``bincount`` with weights, ``cumsum``, gathers, ``where``), and the array
+module is picked from the inputs: CuPy arrays run on the GPU, NumPy arrays on the CPU, so the
+whole GPU code path is exercised without a GPU and can be compared with rankref anywhere.
+``import rankref_gpu`` does not need CuPy.
+
+Documented differences from rankref: on CuPy, float sums made by ``bincount`` use atomic
+additions, so losses and gradients are reproducible to round-off rather than bitwise (integer
+outputs are exact); the samplers draw on the host (see :mod:`rankref_gpu.sampling`).
 """
-__all__ = []
+from rankref.buckets import Buckets
+from rankref.gap import GAPResult
+from rankref.losses import APLossResult, RankSortResult
+from rankref.ranking import RelaxedRanks
+
+from .buckets import make_buckets
+from .gap import ClassCounts, gap_loss
+from .losses import ap_loss, rank_sort_loss
+from .ranking import average_precision, heaviside, relaxed_ranks, sort_scores
+from .reweighting import (
+    balanced_l1_loss,
+    bucketed_class_weights,
+    class_reweighted_targets,
+    lgr_cross_entropy,
+    lgr_weights,
+)
+from .sampling import (
+    class_balanced_pos_sample,
+    instance_balanced_pos_sample,
+    iou_balanced_neg_probabilities,
+    iou_balanced_neg_sample,
+)
+from .sampling_free import ForegroundPrior, foreground_prior, guided_scale, optimal_bias
+
+__all__ = [
+    "heaviside",
+    "sort_scores",
+    "relaxed_ranks",
+    "make_buckets",
+    "average_precision",
+    "rank_sort_loss",
+    "ap_loss",
+    "gap_loss",
+    "ClassCounts",
+    "iou_balanced_neg_sample",
+    "iou_balanced_neg_probabilities",
+    "instance_balanced_pos_sample",
+    "class_balanced_pos_sample",
+    "bucketed_class_weights",
+    "class_reweighted_targets",
+    "balanced_l1_loss",
+    "lgr_weights",
+    "lgr_cross_entropy",
+    "optimal_bias",
+    "foreground_prior",
+    "guided_scale",
+    "RelaxedRanks",
+    "Buckets",
+    "RankSortResult",
+    "APLossResult",
+    "GAPResult",
+    "ForegroundPrior",
+]

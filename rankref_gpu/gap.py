@@ -1,0 +1,114 @@
+"""GAP loss (ROG) and ClassCounts on any array module."""
+import numpy as np
+
+import rankref
+from rankref.gap import GAPResult, _resolve_weights
+
+from ._backend import array_module, to_host
+from ._engine import BucketEngine
+from ._mirror import mirror
+from ._pairs import group_sums, other_class_scatter
+from ._validation import EPS, check_delta, check_method, check_nonnegative, raise_nonfinite
+from rankref._validation import as_labels
+
+__all__ = ["ClassCounts", "gap_loss"]
+
+
+class ClassCounts(rankref.ClassCounts):
+    __doc__ = rankref.ClassCounts.__doc__ + (
+        "\n    rankref_gpu mirror: the counts stay on the host (C values); ``update`` accepts NumPy "
+        "or CuPy labels.\n")
+
+    def update(self, labels):
+        return super().update(to_host(labels))
+
+
+def _check_labels(xp, labels, n, C):
+    y = xp.asarray(labels)
+    if y.dtype.kind not in "iu":
+        raise ValueError(
+            f"labels must be an integer array (class indices), got dtype {y.dtype}. "
+            f"Convert it with np.asarray(labels, dtype=np.int64)."
+        )
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(
+            f"labels must have shape ({n},), one label per row of scores; got {y.shape}.")
+    y = y.astype(np.int64)
+    bad = xp.flatnonzero((y < -1) | (y > C))
+    if bad.size:
+        as_labels(to_host(y), n, C)  # raises rankref's message
+    return y
+
+
+@mirror(rankref.gap_loss)
+def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
+             exclude_foreground=True, weights=None):
+    check_method(method, ("bucketed", "dense"), "gap_loss")
+    d = check_delta(delta)
+    g = check_nonnegative(gamma, "gamma")
+    xp = array_module(scores, labels)
+    s = xp.asarray(scores)
+    if s.dtype.kind not in "fiu":
+        raise ValueError(f"scores must be a real numeric array, got dtype {s.dtype}.")
+    if s.ndim != 2:
+        raise ValueError(
+            f"scores must be 2-D [n, C] (one row per RoI, one column per foreground class, no "
+            f"background column); got shape {s.shape}."
+        )
+    n, C = s.shape
+    if C < 1:
+        raise ValueError("scores must have at least one class column.")
+    y = _check_labels(xp, labels, n, C)
+    w_host = _resolve_weights(counts, to_host(weights) if weights is not None else None, g, C)
+    w = xp.asarray(w_host)
+    gdt = np.float32 if s.dtype in (np.float16, np.float32) else np.float64
+    x = xp.ascontiguousarray(s, dtype=gdt).reshape(-1)
+    raise_nonfinite(xp, x, "scores")
+    grad = xp.zeros(n * C, dtype=gdt)
+    fg_rows = xp.flatnonzero((y >= 0) & (y < C))
+    if fg_rows.size == 0:
+        return GAPResult(0.0, 0.0, grad.reshape(n, C), w)
+    cls_all = y[fg_rows]
+    order = xp.argsort(cls_all, kind="stable")
+    pos = fg_rows[order] * C + cls_all[order]
+    cls = cls_all[order]
+    present, first, size = (xp.asarray(a) for a in np.unique(to_host(cls), return_index=True,
+                                                           return_counts=True))
+    grp = xp.searchsorted(present, cls)
+    xpos = x[pos].astype(np.float64)
+    A = w[cls] / (size[grp] * present.size)
+    t = xp.zeros((n, C), dtype=np.int8)
+    t[y < 0] = -1
+    t.reshape(-1)[pos] = 1
+    t = t.reshape(-1)
+    if method == "dense":
+        # per class, every negative: the same sums as the bucket engine, densely (chunked)
+        from ._pairs import heaviside
+
+        fp = xp.zeros(pos.size)
+        negs = xp.flatnonzero(t == 0)
+        xn = x[negs].astype(np.float64)
+        for i0 in range(pos.size):
+            fp[i0] = heaviside(xp, xn - xpos[i0], d).sum()
+    else:
+        engine = BucketEngine(xp, x, t, xpos, d, name="scores")
+        fp = engine.fp()
+    if not exclude_foreground:
+        fp = fp + group_sums(xp, xpos, grp, d, same=False)
+    rank = group_sums(xp, xpos, grp, d, same=True) + fp
+    lval = fp / rank
+    gate = fp > EPS
+    c = xp.where(gate, A / rank, 0.0)
+    if method == "dense":
+        acc = xp.zeros(negs.size)
+        for i0 in range(pos.size):
+            acc += heaviside(xp, xn - xpos[i0], d) * c[i0]
+        grad[negs] = acc.astype(gdt)
+    else:
+        engine.scatter(c, grad)
+    pos_grad = xp.where(gate, -A * lval, 0.0)
+    if not exclude_foreground:
+        pos_grad = pos_grad + other_class_scatter(xp, xpos, grp, c, d)
+    grad[pos] = pos_grad.astype(gdt)
+    per_class = xp.bincount(grp, weights=lval, minlength=present.size) / size
+    return GAPResult(float((A * lval).sum()), float(per_class.mean()), grad.reshape(n, C), w)

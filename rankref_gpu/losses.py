@@ -1,0 +1,104 @@
+"""rank_sort_loss (RS, BRS) and ap_loss on any array module."""
+import numpy as np
+
+import rankref
+from rankref.buckets import brs_runs
+from rankref.losses import APLossResult, RankSortResult, _div, _rs_coefficients
+
+from ._backend import array_module
+from ._dense import _running_max, ap_loss_dense, rank_sort_dense
+from ._engine import BucketEngine
+from ._mirror import mirror
+from ._pairs import (
+    positive_rank_others,
+    prototype_fp,
+    prototype_grad,
+    rs_positive_terms,
+    rs_sorting_scatter,
+)
+from ._validation import check_method, prepare_ranking
+
+__all__ = ["rank_sort_loss", "ap_loss"]
+
+
+@mirror(rankref.rank_sort_loss)
+def rank_sort_loss(logits, targets, delta=0.5, method="bucketed"):
+    check_method(method, ("bucketed", "dense", "brs"), "rank_sort_loss")
+    xp = array_module(logits, targets)
+    x, t, pos, shape, gdt, d = prepare_ranking(xp, logits, targets, delta, False,
+                                               "rank_sort_loss")
+    n = x.shape[0]
+    Z = pos.shape[0]
+    if Z == 0:
+        zero = xp.zeros(shape, dtype=gdt)
+        return RankSortResult(0.0, 0.0, zero, zero.copy(), zero.copy())
+    if method == "dense":
+        rl, sl, rg, sg = rank_sort_dense(xp, x, t, d)
+        rg = rg.astype(gdt).reshape(shape)
+        sg = sg.astype(gdt).reshape(shape)
+        return RankSortResult(rl, sl, rg, sg, rg + sg)
+    xpos = x[pos].astype(np.float64)
+    tp = t[pos].astype(np.float64)
+    terms = rs_positive_terms(xp, xpos, tp, d)
+    ranking_grad = xp.zeros(n, dtype=gdt)
+    grad = xp.zeros(n, dtype=gdt)
+    sorting_grad = xp.zeros(n, dtype=gdt)
+
+    def scatter(a, b, w, dd):
+        return rs_sorting_scatter(xp, a, b, w, dd)
+
+    if method == "bucketed":
+        engine = BucketEngine(xp, x, t, xpos, d)
+        fp = engine.fp()
+        re, se, r_pos, s_pos, c = _rs_coefficients(fp, terms, xpos, tp, d, Z, False, scatter, xp)
+        engine.scatter(c, ranking_grad, grad)
+    else:
+        runs = brs_runs(x, t, xpos, d, xp=xp)
+        counts, means = runs["counts"], runs["means"]
+        nz = xp.flatnonzero(counts[1:] > 0) + 1
+        fp = prototype_fp(xp, means[nz], counts[nz].astype(np.float64), xpos, d)
+        re, se, r_pos, s_pos, c = _rs_coefficients(fp, terms, xpos, tp, d, Z, True, scatter, xp)
+        per_member = xp.zeros(counts.shape[0])
+        per_member[nz] = prototype_grad(xp, means[nz], xpos, c, d)
+        g = per_member[runs["ids_rel"]].astype(gdt)
+        ranking_grad[runs["rel"]] = g
+        grad[runs["rel"]] = g
+    ranking_grad[pos] = r_pos.astype(gdt)
+    sorting_grad[pos] = s_pos.astype(gdt)
+    grad[pos] = ranking_grad[pos] + sorting_grad[pos]
+    return RankSortResult(
+        float(re.mean()), float(se.mean()), ranking_grad.reshape(shape),
+        sorting_grad.reshape(shape), grad.reshape(shape),
+    )
+
+
+@mirror(rankref.ap_loss)
+def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed"):
+    if method == "brs":
+        raise ValueError(
+            "method='brs' exists for rank_sort_loss only (the BRS repository's BucketedAPLoss "
+            "is RS's ranking term). Use method='bucketed' (exact) or 'dense' for ap_loss."
+        )
+    check_method(method, ("bucketed", "dense"), "ap_loss")
+    xp = array_module(logits, targets)
+    x, t, pos, shape, gdt, d = prepare_ranking(xp, logits, targets, delta, True, "ap_loss")
+    n = x.shape[0]
+    Z = pos.shape[0]
+    if Z == 0:
+        return APLossResult(0.0, xp.zeros(shape, dtype=gdt))
+    if method == "dense":
+        loss, g = ap_loss_dense(xp, x, t, d, bool(interpolate))
+        return APLossResult(loss, g.astype(gdt).reshape(shape))
+    xpos = x[pos].astype(np.float64)
+    engine = BucketEngine(xp, x, t, xpos, d)
+    fp = engine.fp()
+    rank_pos = 1.0 + positive_rank_others(xp, xpos, d)
+    rank = rank_pos + fp
+    prec = rank_pos / rank
+    m = _running_max(xp, xpos, prec) if interpolate else prec
+    on_max = prec >= m
+    c = xp.where(on_max, (1.0 / rank) / Z, (_div(1.0 - m, 1.0 - prec, xp) / rank) / Z)
+    grad = xp.zeros(n, dtype=gdt)
+    engine.scatter(c, grad)
+    grad[pos] = (-(1.0 - m) / Z).astype(gdt)
+    return APLossResult(float(1.0 - m.mean()), grad.reshape(shape))

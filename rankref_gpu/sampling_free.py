@@ -1,0 +1,14 @@
+"""Sampling-Free helpers; scalars, so the rankref functions are reused (foreground_prior
+accepts NumPy or CuPy label arrays)."""
+import rankref
+from rankref.sampling_free import ForegroundPrior, guided_scale, optimal_bias
+
+from ._backend import to_host
+from ._mirror import mirror
+
+__all__ = ["optimal_bias", "foreground_prior", "guided_scale", "ForegroundPrior"]
+
+
+@mirror(rankref.foreground_prior)
+def foreground_prior(label_batches):
+    return rankref.foreground_prior(to_host(b) for b in label_batches)
