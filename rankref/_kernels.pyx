@@ -519,3 +519,35 @@ def other_class_scatter(const double[::1] xs, const int64_t[::1] start,
         o[k] = (_range_scatter(xs[k], &xs[0], &c[0], 0, start[k], delta)
                 + _range_scatter(xs[k], &xs[0], &c[0], stop[k], P, delta))
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Threads
+# --------------------------------------------------------------------------------------------
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static void rankref_set_threads(int n) { omp_set_num_threads(n); }
+    static int rankref_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static void rankref_set_threads(int n) { (void) n; }
+    static int rankref_max_threads(void) { return 1; }
+    #endif
+    """
+    void rankref_set_threads(int n) nogil
+    int rankref_max_threads() nogil
+
+
+def set_num_threads(int n):
+    """Number of OpenMP threads for the following kernel calls (no effect without OpenMP).
+    Results do not depend on it."""
+    if n < 1:
+        raise ValueError(f"the number of threads must be >= 1, got {n}.")
+    rankref_set_threads(n)
+
+
+def get_num_threads():
+    """Number of OpenMP threads the kernels use (1 without OpenMP)."""
+    return rankref_max_threads()
