@@ -7,13 +7,10 @@ Ranking losses compare a positive's logit ``x_i`` with every other logit through
 above it); a larger ``delta`` spreads every comparison over a ramp of width ``2 delta``, so the
 relaxed number of false positives ``FP(i)`` becomes a piecewise-linear function of the scores.
 """
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-import rankref  # noqa: E402
+import rankref
 
 u = np.linspace(-2, 2, 801)
 rng = np.random.default_rng(0)
@@ -34,6 +31,4 @@ ax1.set(xlabel="logit of the positive", ylabel="FP(i)", title="relaxed false pos
 ax0.legend()
 ax1.legend()
 fig.tight_layout()
-if __name__ == "__main__":
-    fig.savefig("relaxed_heaviside.png", dpi=100)
-    print("wrote relaxed_heaviside.png")
+plt.show()

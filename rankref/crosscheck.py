@@ -3,15 +3,15 @@
 The audited callable follows the official signature of its loss, with NumPy arrays or torch
 tensors:
 
-============== =================================================== ===============================
-``--loss``     torch callable (autograd Function, module, function) NumPy callable returns
-============== =================================================== ===============================
-rs, brs        ``f(logits, targets, delta) -> (ranking, sorting)``  ``(ranking, sorting, grad)``
-ap             ``f(logits, targets, delta) -> loss``                ``(loss, grad)``
-gap            ``f(scores, labels, counts, delta) -> loss``         ``(loss, grad)``
-balanced-l1    ``f(pred, target, alpha=, gamma=, beta=)`` (elem.)   ``(loss, grad)``
-iou-neg-sampler ``f(max_overlaps, num_expected, rng=)`` -> indices  indices
-============== =================================================== ===============================
+================ ==================================================== =============================
+``--loss``       torch callable (autograd Function, module, function) NumPy callable returns
+================ ==================================================== =============================
+rs, brs          ``f(logits, targets, delta) -> (ranking, sorting)``  ``(ranking, sorting, grad)``
+ap               ``f(logits, targets, delta) -> loss``                ``(loss, grad)``
+gap              ``f(scores, labels, counts, delta) -> loss``         ``(loss, grad)``
+balanced-l1      ``f(pred, target, alpha=, gamma=, beta=)``, per entry ``(loss, grad)``
+iou-neg-sampler  ``f(max_overlaps, num_expected, rng=) -> indices``   indices
+================ ==================================================== =============================
 
 rankref's own result types (``RankSortResult`` ...) are accepted as NumPy returns.  For a torch
 callable rankref backpropagates through the outputs.  A ``torch.nn.Module`` class (ranking
