@@ -12,7 +12,14 @@ project = "rankref"
 author = "the rankref developers"
 copyright = "2026, the rankref developers"
 
-import rankref  # noqa: E402
+# Document the *installed* package (its compiled kernels live there, not in the checkout).
+_root = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _root]
+try:
+    import rankref  # noqa: E402
+except ImportError as exc:  # pragma: no cover
+    raise RuntimeError("install rankref first (pip install '.[docs]'); the docs import the "
+                       f"installed package: {exc}") from exc
 
 release = version = rankref.__version__
 
