@@ -1,4 +1,5 @@
 import inspect
+import tempfile
 
 import rankref
 import rankref_gpu
@@ -27,6 +28,7 @@ def test_import_without_cupy():
     code = ("import sys; sys.modules['cupy'] = None; import numpy as np, rankref_gpu as rg; "
             "print(rg.rank_sort_loss(np.array([1.0, 0.0]), np.array([1.0, 0.0]), 0.0)"
             ".ranking_loss)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tempfile.gettempdir())  # the installed package, not the checkout
     assert out.returncode == 0, out.stderr
     assert float(out.stdout) == 0.0

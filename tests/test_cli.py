@@ -1,13 +1,17 @@
 import io
 import json
+import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
 
 from rankref.cli import demo, main, plot_demo
 from rankref.crosscheck import crosscheck, format_report, load_callable
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def test_demo_methods_agree():
@@ -75,7 +79,7 @@ def test_crosscheck_brs_method():
 
 
 def test_crosscheck_catches_wrong_self_term(capsys):
-    code = main(["crosscheck", "tests/_wrong_rs.py:rank_sort_self_one", "--loss", "rs"])
+    code = main(["crosscheck", f"{HERE}/_wrong_rs.py:rank_sort_self_one", "--loss", "rs"])
     out = capsys.readouterr().out
     assert code == 1
     assert "FAIL random" in out and "ranking loss: got" in out
@@ -83,7 +87,7 @@ def test_crosscheck_catches_wrong_self_term(capsys):
 
 
 def test_crosscheck_reports_crashes_per_case():
-    res = crosscheck(load_callable("tests/_wrong_rs.py:broken"), "rs", cases="quick")
+    res = crosscheck(load_callable(f"{HERE}/_wrong_rs.py:broken"), "rs", cases="quick")
     assert [r["status"] for r in res] == ["error"] * len(res)
     assert "RuntimeError: boom" in res[0]["detail"][0]
 
@@ -122,5 +126,5 @@ def test_crosscheck_json_and_official_convention(capsys):
 
 def test_console_script_help():
     out = subprocess.run([sys.executable, "-m", "rankref", "--help"], capture_output=True,
-                         text=True)
+                         text=True, cwd=tempfile.gettempdir())  # the installed package
     assert out.returncode == 0 and "crosscheck" in out.stdout

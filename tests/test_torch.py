@@ -25,7 +25,8 @@ def test_import_rankref_does_not_import_torch():
     import subprocess
     import sys
     code = "import sys, rankref; assert 'torch' not in sys.modules; print('ok')"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tempfile.gettempdir())  # the installed package, not the checkout
     assert out.stdout.strip() == "ok", out.stderr
 
 
