@@ -9,7 +9,6 @@ Timings are the best of several runs; ratios use baselines measured in the same 
 import argparse
 import os
 import sys
-import time
 
 
 def main(argv=None):
@@ -21,15 +20,8 @@ def main(argv=None):
     import numpy as np
 
     import rankref as rr
+    from rankref._bench import _best as best
     from rankref.synthetic import long_tail_batch
-
-    def best(fn, repeat):
-        t = np.inf
-        for _ in range(repeat):
-            s = time.perf_counter()
-            fn()
-            t = min(t, time.perf_counter() - s)
-        return t
 
     print(f"rankref {rr.__version__}, numpy {np.__version__}, OpenMP threads: {args.threads}, "
           f"delta=0.5, gamma=1, float32 scores")

@@ -159,10 +159,10 @@ def check_nonnegative(value, name, what="a finite number >= 0"):
     return v
 
 
-def as_labels(labels, n, num_classes, name="labels", allow_ignore=True):
+def as_labels(labels, n, num_classes, name="labels", allow_ignore=True, xp=np):
     """Validate integer class labels: 1-D, length ``n``, values in [-1, num_classes]
     (``num_classes`` is the background, -1 ignored).  Returns an int64 array."""
-    y = np.asarray(labels)
+    y = xp.asarray(labels)
     if y.dtype.kind not in "iu":
         raise ValueError(
             f"{name} must be an integer array (class indices), got dtype {y.dtype}. "
@@ -175,11 +175,12 @@ def as_labels(labels, n, num_classes, name="labels", allow_ignore=True):
     y = y.astype(np.int64, copy=False)
     lo = -1 if allow_ignore else 0
     if y.size:
-        bad = np.flatnonzero((y < lo) | (y > num_classes))
+        bad = xp.flatnonzero((y < lo) | (y > num_classes))
         if bad.size:
+            b = int(bad[0])
             raise ValueError(
                 f"{name} must be in [{lo}, {num_classes}] ([0, {num_classes}) foreground, "
                 f"{num_classes} background" + (", -1 ignored" if allow_ignore else "")
-                + f"), but entry {bad[0]} is {y[bad[0]]}."
+                + f"), but entry {b} is {int(y[b])}."
             )
-    return np.ascontiguousarray(y)
+    return xp.ascontiguousarray(y)

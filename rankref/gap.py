@@ -153,6 +153,27 @@ def _resolve_weights(counts, weights, gamma, C):
     return cc.weights(gamma)
 
 
+def _check_gap_inputs(xp, scores, labels, counts, delta, gamma, method, weights):
+    """Validate the arguments of gap_loss (any array module); returns (scores, labels as int64,
+    omega on the host, delta)."""
+    check_method(method, ("bucketed", "dense"), "gap_loss")
+    d = check_delta(delta)
+    g = check_nonnegative(gamma, "gamma")
+    s = xp.asarray(scores)
+    if s.dtype.kind not in "fiu":
+        raise ValueError(f"scores must be a real numeric array, got dtype {s.dtype}.")
+    if s.ndim != 2:
+        raise ValueError(
+            f"scores must be 2-D [n, C] (one row per RoI, one column per foreground class, no "
+            f"background column); got shape {s.shape}."
+        )
+    n, C = s.shape
+    if C < 1:
+        raise ValueError("scores must have at least one class column.")
+    y = as_labels(labels, n, C, xp=xp)
+    return s, y, _resolve_weights(counts, weights, g, C), d
+
+
 def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
              exclude_foreground=True, weights=None):
     r"""Generalised average precision loss of ROG (Zhang et al., ICCV 2023, Eqs. 5-11).
@@ -206,22 +227,8 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
     batch the official head skips the call, while rankref returns a zero loss and gradient; the
     counts may be synchronised across workers (see :class:`ClassCounts`).
     """
-    check_method(method, ("bucketed", "dense"), "gap_loss")
-    d = check_delta(delta)
-    g = check_nonnegative(gamma, "gamma")
-    s = np.asarray(scores)
-    if s.dtype.kind not in "fiu":
-        raise ValueError(f"scores must be a real numeric array, got dtype {s.dtype}.")
-    if s.ndim != 2:
-        raise ValueError(
-            f"scores must be 2-D [n, C] (one row per RoI, one column per foreground class, no "
-            f"background column); got shape {s.shape}."
-        )
+    s, y, w, d = _check_gap_inputs(np, scores, labels, counts, delta, gamma, method, weights)
     n, C = s.shape
-    if C < 1:
-        raise ValueError("scores must have at least one class column.")
-    y = as_labels(labels, n, C)
-    w = _resolve_weights(counts, weights, g, C)
     gdt = np.float32 if s.dtype in (np.float16, np.float32) else np.float64
     x = np.ascontiguousarray(s, dtype=np.float32 if gdt == np.float32 else np.float64).reshape(-1)
 

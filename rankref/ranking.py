@@ -40,15 +40,19 @@ def heaviside(u, delta):
     -------
     ndarray of float64 with the shape of ``u`` (a float for scalar input).
     """
+    return _heaviside(np, u, delta)
+
+
+def _heaviside(xp, u, delta):
     d = check_delta(delta)
-    arr = np.asarray(u)
+    arr = xp.asarray(u)
     if arr.dtype.kind not in "fiu":
         raise ValueError(f"u must be a real numeric array, got dtype {arr.dtype}.")
     arr = arr.astype(np.float64)
-    if np.isnan(arr).any():
+    if bool(xp.isnan(arr).any()):
         raise ValueError("u must not contain NaN (the step is undefined there).")
     if d > 0:
-        out = np.clip(arr / (2.0 * d) + 0.5, 0.0, 1.0)
+        out = xp.clip(arr / (2.0 * d) + 0.5, 0.0, 1.0)
     else:
         out = (arr >= 0).astype(np.float64)
     return float(out) if out.ndim == 0 else out
@@ -70,18 +74,22 @@ def sort_scores(logits, descending=True):
     -------
     ndarray of int64, shape ``(logits.size,)``
     """
-    arr = np.asarray(logits)
+    return _sort_scores(np, logits, descending)
+
+
+def _sort_scores(xp, logits, descending):
+    arr = xp.asarray(logits)
     if arr.dtype.kind not in "fiu":
         raise ValueError(f"logits must be a real numeric array, got dtype {arr.dtype}.")
     flat = arr.reshape(-1)
-    if arr.dtype.kind == "f" and np.isnan(flat).any():
-        bad = int(np.flatnonzero(np.isnan(flat))[0])
+    if arr.dtype.kind == "f" and bool(xp.isnan(flat).any()):
+        bad = int(xp.flatnonzero(xp.isnan(flat))[0])
         raise ValueError(f"logits must not contain NaN (flat entry {bad}); NaN has no rank.")
     if not descending:
-        return np.argsort(flat, kind="stable").astype(np.int64)
+        return xp.argsort(flat, kind="stable").astype(np.int64)
     n = flat.shape[0]
     # stable descending order: reverse the stable ascending order of the reversed array
-    asc = np.argsort(flat[::-1], kind="stable")
+    asc = xp.argsort(flat[::-1], kind="stable")
     return (n - 1 - asc[::-1]).astype(np.int64)
 
 

@@ -23,14 +23,16 @@ def _positive(value, name):
     return float(value)
 
 
-def _real_array(a, name):
-    arr = np.asarray(a)
+def _real_array(a, name, xp=np):
+    arr = xp.asarray(a)
     if arr.dtype.kind not in "fiu":
         raise ValueError(f"{name} must be a real numeric array, got dtype {arr.dtype}.")
     arr = arr.astype(np.float64)
-    if not np.isfinite(arr).all():
-        bad = int(np.flatnonzero(~np.isfinite(arr.reshape(-1)))[0])
-        raise ValueError(f"{name} must be finite, but flat entry {bad} is {arr.reshape(-1)[bad]!r}.")
+    bad = xp.flatnonzero(~xp.isfinite(arr.reshape(-1)))
+    if bad.size:
+        b = int(bad[0])
+        raise ValueError(f"{name} must be finite, but flat entry {b} is "
+                         f"{float(arr.reshape(-1)[b])!r}.")
     return arr
 
 
@@ -62,21 +64,25 @@ def balanced_l1_loss(pred, target, alpha=0.5, gamma=1.5, beta=1.0):
     -------
     (loss, grad) : ndarrays of float64 with the broadcast shape of ``pred`` and ``target``.
     """
+    return _balanced_l1(np, pred, target, alpha, gamma, beta)
+
+
+def _balanced_l1(xp, pred, target, alpha, gamma, beta):
     a = _positive(alpha, "alpha")
     g = _positive(gamma, "gamma")
     beta = _positive(beta, "beta")
-    p = _real_array(pred, "pred")
-    t = _real_array(target, "target")
+    p = _real_array(pred, "pred", xp)
+    t = _real_array(target, "target", xp)
     if p.shape != t.shape:
         raise ValueError(f"pred has shape {p.shape} but target has shape {t.shape}.")
     diff = p - t
-    x = np.abs(diff)
+    x = xp.abs(diff)
     b = math.exp(g / a) - 1.0
     inner = x < beta
-    loss = np.where(inner, a / b * (b * x + 1.0) * np.log(b * x / beta + 1.0) - a * x,
+    loss = xp.where(inner, a / b * (b * x + 1.0) * xp.log(b * x / beta + 1.0) - a * x,
                     g * x + g / b - a * beta)
-    slope = np.where(inner, a * np.log(b * x / beta + 1.0) + a * (1.0 - beta) / (b * x + beta), g)
-    return loss, np.sign(diff) * slope
+    slope = xp.where(inner, a * xp.log(b * x / beta + 1.0) + a * (1.0 - beta) / (b * x + beta), g)
+    return loss, xp.sign(diff) * slope
 
 
 def lgr_weights(base, alpha=0.5, gamma=1.5):
@@ -96,16 +102,18 @@ def lgr_weights(base, alpha=0.5, gamma=1.5):
     base : array_like of finite numbers >= 0
         ``|x|`` for regression, ``|p_c - t_c|`` for cross-entropy.
     """
+    return _lgr_weights(np, base, alpha, gamma)
+
+
+def _lgr_weights(xp, base, alpha, gamma):
     a = _positive(alpha, "alpha")
     g = _positive(gamma, "gamma")
-    u = _real_array(base, "base")
-    if (u < 0).any():
+    u = _real_array(base, "base", xp)
+    if bool((u < 0).any()):
         raise ValueError("base must be >= 0 (a gradient magnitude such as |x| or 1 - p).")
     b = math.exp(g / a) - 1.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho = np.where(u >= 1.0, g, a * np.log1p(b * u) / u)
-    rho = np.where(u == 0.0, a * b, rho)
-    return rho
+    rho = xp.where(u >= 1.0, g, a * xp.log1p(b * u) / xp.where(u == 0.0, 1.0, u))
+    return xp.where(u == 0.0, a * b, rho)
 
 
 def lgr_cross_entropy(logits, labels, alpha=0.5, gamma=1.0):
@@ -131,23 +139,26 @@ def lgr_cross_entropy(logits, labels, alpha=0.5, gamma=1.0):
     rankref uses the exact expression and its limit ``alpha b`` at ``u = 0``, which differ from
     it by a relative ``1e-6 / u``.
     """
-    z = _real_array(logits, "logits")
+    return _lgr_cross_entropy(np, logits, labels, alpha, gamma)
+
+
+def _lgr_cross_entropy(xp, logits, labels, alpha, gamma):
+    z = _real_array(logits, "logits", xp)
     if z.ndim != 2 or z.shape[1] < 1:
         raise ValueError(f"logits must be 2-D [n, K], got shape {z.shape}.")
     n, K = z.shape
-    y = as_labels(labels, n, K - 1)
-    if (y == K).any():
+    y = as_labels(labels, n, K - 1, xp=xp)
+    if bool((y == K).any()):
         raise ValueError(f"labels must be in [0, {K}) or -1, got {K}.")
     shifted = z - z.max(axis=1, keepdims=True)
-    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    p = np.exp(logp)
-    valid = y >= 0
-    rows = np.flatnonzero(valid)
+    logp = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+    p = xp.exp(logp)
+    rows = xp.flatnonzero(y >= 0)
     lp = logp[rows, y[rows]]
-    rho = lgr_weights(np.clip(1.0 - np.exp(lp), 0.0, 1.0), alpha, gamma)
-    loss = np.zeros(n)
+    rho = _lgr_weights(xp, xp.clip(1.0 - xp.exp(lp), 0.0, 1.0), alpha, gamma)
+    loss = xp.zeros(n)
     loss[rows] = -rho * lp
-    grad = np.zeros((n, K))
+    grad = xp.zeros((n, K))
     grad[rows] = p[rows]
     grad[rows, y[rows]] -= 1.0
     grad[rows] *= rho[:, None]

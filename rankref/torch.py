@@ -164,23 +164,9 @@ class _RankSortFunction(torch.autograd.Function):
         return grad.to(ctx.in_dtype), None, None, None, None
 
 
-class _GradFunction(torch.autograd.Function):
-    """One scalar loss whose gradient was computed in the forward pass."""
-
-    @staticmethod
-    def forward(ctx, inp, loss, grad):
-        ctx.save_for_backward(grad)
-        ctx.in_dtype = inp.dtype
-        return loss
-
-    @staticmethod
-    def backward(ctx, g):
-        (grad,) = ctx.saved_tensors
-        return (grad * g.to(grad.dtype)).to(ctx.in_dtype), None, None
-
-
-class _ElementwiseFunction(torch.autograd.Function):
-    """An elementwise (or per-row) loss with a precomputed Jacobian-vector rule."""
+class _PrecomputedGrad(torch.autograd.Function):
+    """A loss (scalar, elementwise or per row) whose gradient was computed with it: backward
+    scales the saved gradient by the incoming one (broadcast over a row for per-row losses)."""
 
     @staticmethod
     def forward(ctx, inp, loss, grad):
@@ -192,7 +178,7 @@ class _ElementwiseFunction(torch.autograd.Function):
     def backward(ctx, g):
         (grad,) = ctx.saved_tensors
         g = g.to(grad.dtype)
-        if grad.dim() == g.dim() + 1:  # per-row loss, [n, K] gradient
+        if g.dim() and grad.dim() == g.dim() + 1:  # per-row loss, [n, K] gradient
             g = g.unsqueeze(-1)
         return (grad * g).to(ctx.in_dtype), None, None
 
@@ -227,7 +213,7 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed"):
         mod, to_arr, from_arr = _backend(logits)
         res = mod.ap_loss(to_arr(logits), to_arr(targets), delta, interpolate, method)
         grad = from_arr(res.grad, logits).reshape(logits.shape)
-        return _GradFunction.apply(logits, _scalar(res.loss, logits), grad)
+        return _PrecomputedGrad.apply(logits, _scalar(res.loss, logits), grad)
 
 
 def _gap_compute(scores, labels, counts, delta, gamma, method, exclude_foreground, weights,
@@ -244,7 +230,7 @@ def _gap_compute(scores, labels, counts, delta, gamma, method, exclude_foregroun
         grad = from_arr(res.grad, scores)
         if part is not None:
             grad = grad[part] * scale
-        return _GradFunction.apply(scores, _scalar(res.loss, scores), grad), res
+        return _PrecomputedGrad.apply(scores, _scalar(res.loss, scores), grad), res
 
 
 def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
@@ -267,7 +253,7 @@ def balanced_l1_loss(pred, target, alpha=0.5, gamma=1.5, beta=1.0):
         mod, to_arr, from_arr = _backend(pred)
         loss, grad = mod.balanced_l1_loss(to_arr(pred), to_arr(target), alpha, gamma, beta)
         dt = _loss_dtype(pred)
-        return _ElementwiseFunction.apply(pred, from_arr(loss, pred).to(dt),
+        return _PrecomputedGrad.apply(pred, from_arr(loss, pred).to(dt),
                                           from_arr(grad, pred).to(dt))
 
 
@@ -279,7 +265,7 @@ def lgr_cross_entropy(logits, labels, alpha=0.5, gamma=1.0):
         mod, to_arr, from_arr = _backend(logits)
         loss, grad = mod.lgr_cross_entropy(to_arr(logits), to_arr(labels), alpha, gamma)
         dt = _loss_dtype(logits)
-        return _ElementwiseFunction.apply(logits, from_arr(loss, logits).to(dt),
+        return _PrecomputedGrad.apply(logits, from_arr(loss, logits).to(dt),
                                           from_arr(grad, logits).to(dt))
 
 

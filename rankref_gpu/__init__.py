@@ -1,3 +1,4 @@
+# ruff: noqa: F401  (a re-export module; __all__ is rankref.__all__)
 """rankref_gpu: rankref's public API on CuPy arrays, for GPU-scale N (the cupyx.scipy model).
 
 The same function names, signatures, defaults, return types and errors as :mod:`rankref`.
@@ -11,6 +12,7 @@ Documented differences from rankref: on CuPy, float sums made by ``bincount`` us
 additions, so losses and gradients are reproducible to round-off rather than bitwise (integer
 outputs are exact); the samplers draw on the host (see :mod:`rankref_gpu.sampling`).
 """
+import rankref
 from rankref.buckets import Buckets
 from rankref.gap import GAPResult
 from rankref.losses import APLossResult, RankSortResult
@@ -35,32 +37,4 @@ from .sampling import (
 )
 from .sampling_free import ForegroundPrior, foreground_prior, guided_scale, optimal_bias
 
-__all__ = [
-    "heaviside",
-    "sort_scores",
-    "relaxed_ranks",
-    "make_buckets",
-    "average_precision",
-    "rank_sort_loss",
-    "ap_loss",
-    "gap_loss",
-    "ClassCounts",
-    "iou_balanced_neg_sample",
-    "iou_balanced_neg_probabilities",
-    "instance_balanced_pos_sample",
-    "class_balanced_pos_sample",
-    "bucketed_class_weights",
-    "class_reweighted_targets",
-    "balanced_l1_loss",
-    "lgr_weights",
-    "lgr_cross_entropy",
-    "optimal_bias",
-    "foreground_prior",
-    "guided_scale",
-    "RelaxedRanks",
-    "Buckets",
-    "RankSortResult",
-    "APLossResult",
-    "GAPResult",
-    "ForegroundPrior",
-]
+__all__ = list(rankref.__all__)  # the same public API, by construction

@@ -2,14 +2,13 @@
 import numpy as np
 
 import rankref
-from rankref.gap import GAPResult, _resolve_weights
+from rankref.gap import GAPResult, _check_gap_inputs
 
 from ._backend import array_module, to_host
 from ._engine import BucketEngine
 from ._mirror import mirror
 from ._pairs import group_sums, other_class_scatter
-from ._validation import EPS, check_delta, check_method, check_nonnegative, raise_nonfinite
-from rankref._validation import as_labels
+from ._validation import EPS, raise_nonfinite
 
 __all__ = ["ClassCounts", "gap_loss"]
 
@@ -23,43 +22,13 @@ class ClassCounts(rankref.ClassCounts):
         return super().update(to_host(labels))
 
 
-def _check_labels(xp, labels, n, C):
-    y = xp.asarray(labels)
-    if y.dtype.kind not in "iu":
-        raise ValueError(
-            f"labels must be an integer array (class indices), got dtype {y.dtype}. "
-            f"Convert it with np.asarray(labels, dtype=np.int64)."
-        )
-    if y.ndim != 1 or y.shape[0] != n:
-        raise ValueError(
-            f"labels must have shape ({n},), one label per row of scores; got {y.shape}.")
-    y = y.astype(np.int64)
-    bad = xp.flatnonzero((y < -1) | (y > C))
-    if bad.size:
-        as_labels(to_host(y), n, C)  # raises rankref's message
-    return y
-
-
 @mirror(rankref.gap_loss)
 def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
              exclude_foreground=True, weights=None):
-    check_method(method, ("bucketed", "dense"), "gap_loss")
-    d = check_delta(delta)
-    g = check_nonnegative(gamma, "gamma")
     xp = array_module(scores, labels)
-    s = xp.asarray(scores)
-    if s.dtype.kind not in "fiu":
-        raise ValueError(f"scores must be a real numeric array, got dtype {s.dtype}.")
-    if s.ndim != 2:
-        raise ValueError(
-            f"scores must be 2-D [n, C] (one row per RoI, one column per foreground class, no "
-            f"background column); got shape {s.shape}."
-        )
+    s, y, w_host, d = _check_gap_inputs(xp, scores, labels, counts, delta, gamma, method,
+                                        to_host(weights) if weights is not None else None)
     n, C = s.shape
-    if C < 1:
-        raise ValueError("scores must have at least one class column.")
-    y = _check_labels(xp, labels, n, C)
-    w_host = _resolve_weights(counts, to_host(weights) if weights is not None else None, g, C)
     w = xp.asarray(w_host)
     gdt = np.float32 if s.dtype in (np.float16, np.float32) else np.float64
     x = xp.ascontiguousarray(s, dtype=gdt).reshape(-1)

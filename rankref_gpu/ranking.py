@@ -2,52 +2,23 @@
 import numpy as np
 
 import rankref
-from rankref.ranking import RelaxedRanks
+from rankref.ranking import RelaxedRanks, _heaviside, _sort_scores
 
 from ._backend import array_module
 from ._engine import BucketEngine
 from ._mirror import mirror
-from ._pairs import heaviside as _h
 from ._pairs import rs_positive_terms
-from ._validation import (
-    as_logits,
-    as_targets,
-    check_delta,
-    nonfinite_error,
-    prepare_ranking,
-    raise_nonfinite,
-)
+from ._validation import as_logits, as_targets, nonfinite_error, prepare_ranking
 
 
 @mirror(rankref.heaviside)
 def heaviside(u, delta):
-    d = check_delta(delta)
-    xp = array_module(u)
-    arr = xp.asarray(u)
-    if arr.dtype.kind not in "fiu":
-        raise ValueError(f"u must be a real numeric array, got dtype {arr.dtype}.")
-    arr = arr.astype(np.float64)
-    if bool(xp.isnan(arr).any()):
-        raise ValueError("u must not contain NaN (the step is undefined there).")
-    out = _h(xp, arr, d)
-    return float(out) if out.ndim == 0 else out
+    return _heaviside(array_module(u), u, delta)
 
 
 @mirror(rankref.sort_scores)
 def sort_scores(logits, descending=True):
-    xp = array_module(logits)
-    arr = xp.asarray(logits)
-    if arr.dtype.kind not in "fiu":
-        raise ValueError(f"logits must be a real numeric array, got dtype {arr.dtype}.")
-    flat = arr.reshape(-1)
-    if arr.dtype.kind == "f" and bool(xp.isnan(flat).any()):
-        bad = int(xp.flatnonzero(xp.isnan(flat))[0])
-        raise ValueError(f"logits must not contain NaN (flat entry {bad}); NaN has no rank.")
-    if not descending:
-        return xp.argsort(flat, kind="stable").astype(np.int64)
-    n = flat.shape[0]
-    asc = xp.argsort(flat[::-1], kind="stable")
-    return (n - 1 - asc[::-1]).astype(np.int64)
+    return _sort_scores(array_module(logits), logits, descending)
 
 
 @mirror(rankref.relaxed_ranks)
@@ -96,4 +67,3 @@ def average_precision(scores, labels, interpolate=False):
 
 
 __all__ = ["heaviside", "sort_scores", "relaxed_ranks", "average_precision"]
-del raise_nonfinite
