@@ -39,6 +39,24 @@ def _offset_means(edges, counts, offsum, lower, upper, xp=np):
     return means
 
 
+def _edge_clamped_means(edges, counts, offsum, xp=np):
+    """Means of the breakpoint buckets, clamped into the bucket ``[edges[b-1], edges[b])``
+    itself (no pass over the members is needed for the round-off clamp)."""
+    lower = xp.concatenate([xp.full(1, -np.inf), edges])
+    upper = xp.concatenate([xp.nextafter(edges, -np.inf), xp.full(1, np.inf)])
+    return _offset_means(edges, counts, offsum, lower, upper, xp)
+
+
+def _no_positive_buckets(x, t, shape, xp=np):
+    """With no positive there are no edges: every negative is in bucket 0."""
+    neg = t == 0
+    count = int(neg.sum())
+    total = float(x[neg].astype(np.float64).sum())
+    return Buckets(xp.zeros(0), xp.where(neg, 0, -1).astype(np.int64).reshape(shape),
+                   xp.asarray([count], dtype=np.int64), xp.asarray([total]),
+                   xp.asarray([total / count if count else np.nan]))
+
+
 def brs_runs(x, t, xpos, delta, full=False, xp=np):
     """The buckets of the published BRS (Yavuz et al., ECCV 2024): maximal runs of negatives
     between consecutive positives in the sorted order, cut at ``min(x_P) - delta``.
@@ -126,13 +144,7 @@ def make_buckets(logits, targets, delta=0.5, kind="exact"):
     n = x.shape[0]
     if pos.size == 0:
         raise_nonfinite(x)
-        neg = t == 0
-        bucket = np.where(neg, 0, -1).astype(np.int64)
-        count = int(neg.sum())
-        total = float(x[neg].astype(np.float64).sum())
-        means = np.array([total / count if count else np.nan])
-        return Buckets(np.zeros(0), bucket.reshape(shape), np.array([count], dtype=np.int64),
-                       np.array([total]), means)
+        return _no_positive_buckets(x, t, shape)
     xp = x[pos].astype(np.float64)
     if kind == "exact":
         eng = BucketEngine(x, t, xp, d, full=True)
@@ -140,15 +152,7 @@ def make_buckets(logits, targets, delta=0.5, kind="exact"):
         bucket = eng.ids.astype(np.int64)
         sums = offsum.copy()
         sums[1:] += counts[1:] * edges
-        # members' range per bucket, for the round-off clamp of the means
-        neg = bucket >= 0
-        b_neg = bucket[neg]
-        xv = x[neg].astype(np.float64)
-        lower = np.full(counts.shape[0], np.inf)
-        upper = np.full(counts.shape[0], -np.inf)
-        np.minimum.at(lower, b_neg, xv)
-        np.maximum.at(upper, b_neg, xv)
-        means = _offset_means(edges, counts, offsum, lower, upper)
+        means = _edge_clamped_means(edges, counts, offsum)
         if counts[0]:
             means[0] = offsum[0] / counts[0]
     else:

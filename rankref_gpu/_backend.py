@@ -28,22 +28,3 @@ def chunks(total_rows, cols, budget=CHUNK):
     for i0 in range(0, int(total_rows), step):
         yield i0, min(int(total_rows), i0 + step)
 
-
-def scatter_min(xp, target, idx, values):
-    """target[idx] = minimum(target[idx], values), unbuffered."""
-    if xp is np:
-        np.minimum.at(target, idx, values)
-    else:
-        import cupyx
-
-        cupyx.scatter_min(target, idx, values)
-
-
-def scatter_max(xp, target, idx, values):
-    """target[idx] = maximum(target[idx], values), unbuffered."""
-    if xp is np:
-        np.maximum.at(target, idx, values)
-    else:
-        import cupyx
-
-        cupyx.scatter_max(target, idx, values)
