@@ -4,7 +4,7 @@ AP Loss, Rank & Sort (RS) Loss, its bucketed form (BRS) and ROG's GAP loss, comp
 engine (see DESIGN.md section 3 and :mod:`rankref.losses`), with a dense NumPy oracle beside
 every fast path.  NumPy in, NumPy out.
 """
-from ._kernels import openmp_enabled
+from ._kernels import openmp_enabled  # noqa: F401  (public helper, used by demo and bench)
 from .buckets import Buckets, make_buckets
 from .gap import ClassCounts, GAPResult, gap_loss
 from .losses import APLossResult, RankSortResult, ap_loss, rank_sort_loss
