@@ -12,10 +12,15 @@ __all__ = ["heaviside", "rank_sort_dense", "ap_loss_dense"]
 
 
 def heaviside(u, delta):
-    """H_delta(u) = clip(u / (2 delta) + 1/2, 0, 1) for delta > 0, and [u >= 0] for delta = 0."""
+    """H_delta(u) = clip(1/2 + (u / delta) / 2, 0, 1) for delta > 0, and [u >= 0] for delta = 0.
+
+    Written as ``(u / delta) / 2`` so that neither ``2 delta`` (delta > max / 2) nor
+    ``1 / (2 delta)`` (subnormal delta) is ever formed; u = +-inf gives 1 and 0.
+    """
     u = np.asarray(u, dtype=np.float64)
     if delta > 0:
-        return np.clip(u / (2.0 * delta) + 0.5, 0.0, 1.0)
+        with np.errstate(over="ignore"):  # u / delta = +-inf is right: H = 1 or 0
+            return np.clip((u / delta) / 2.0 + 0.5, 0.0, 1.0)
     return (u >= 0).astype(np.float64)
 
 

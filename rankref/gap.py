@@ -119,7 +119,7 @@ class GAPResult(NamedTuple):
     """Unweighted mean over the classes present of the mean ``FP/R`` of their positives (the
     value the official code logs)."""
     grad: np.ndarray
-    """Error-driven update of Eq. 11, shape ``[n, C]``."""
+    """Error-driven update of Eq. 11, shape ``[n, C]``; None when ``compute_grad=False``."""
     weights: np.ndarray
     """The omega used, shape ``[C]``."""
 
@@ -175,7 +175,7 @@ def _check_gap_inputs(xp, scores, labels, counts, delta, gamma, method, weights)
 
 
 def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
-             exclude_foreground=True, weights=None):
+             exclude_foreground=True, weights=None, *, compute_grad=True):
     r"""Generalised average precision loss of ROG (Zhang et al., ICCV 2023, Eqs. 5-11).
 
     For a positive i of class m (entry ``(r, m)`` of a row labelled m), with ``H = H_delta``:
@@ -213,6 +213,8 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
     weights : None or array ``[C]``
         Override omega: all ones is the "no omega" ablation, a fixed prior the "pre-defined
         distribution" one.
+    compute_grad : bool, default True
+        False computes the values only; ``grad`` is then None.
 
     Returns
     -------
@@ -233,10 +235,10 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
     x = np.ascontiguousarray(s, dtype=np.float32 if gdt == np.float32 else np.float64).reshape(-1)
 
     fg_rows = np.flatnonzero((y >= 0) & (y < C))
-    grad = np.zeros(n * C, dtype=gdt)
+    grad = np.zeros(n * C, dtype=gdt) if compute_grad else None
     if fg_rows.size == 0:
         raise_nonfinite(x, "scores")
-        return GAPResult(0.0, 0.0, grad.reshape(n, C), w)
+        return GAPResult(0.0, 0.0, grad.reshape(n, C) if compute_grad else None, w)
 
     # positives sorted by class (stable): class m occupies [start, stop)
     cls_all = y[fg_rows]
@@ -256,7 +258,8 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
     if method == "dense":
         raise_nonfinite(x, "scores")
         loss, l, gd = _gap_dense(x, y, n, C, pos, cls, present, w, d, exclude_foreground)
-        grad[:] = gd
+        if compute_grad:
+            grad[:] = gd
     else:
         # shared negatives: 0, positives 1, ignored rows -1
         t = np.zeros((n, C), dtype=np.int8)
@@ -269,16 +272,18 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
             fp = fp + _kernels.other_class_sums(xp, start, stop, d)
         rank = _kernels.class_rank(xp, start, stop, d) + fp
         l = fp / rank
-        gate = fp > EPS
-        c = np.where(gate, A / rank, 0.0)
-        engine.scatter(c, grad)
-        pos_grad = np.where(gate, -A * l, 0.0)
-        if not exclude_foreground:
-            pos_grad = pos_grad + _kernels.other_class_scatter(xp, start, stop, c, d)
-        grad[pos] = pos_grad
         loss = float((A * l).sum())
+        if compute_grad:
+            gate = fp > EPS
+            c = np.where(gate, A / rank, 0.0)
+            engine.scatter(c, grad)
+            pos_grad = np.where(gate, -A * l, 0.0)
+            if not exclude_foreground:
+                pos_grad = pos_grad + _kernels.other_class_scatter(xp, start, stop, c, d)
+            grad[pos] = pos_grad
     per_class = np.bincount(grp, weights=l) / size
-    return GAPResult(loss, float(per_class.mean()), grad.reshape(n, C), w)
+    return GAPResult(loss, float(per_class.mean()), grad.reshape(n, C) if compute_grad else None,
+                     w)
 
 
 def _gap_dense(x, y, n, C, pos, cls, present, w, delta, exclude_foreground):

@@ -38,18 +38,20 @@ class RankSortResult(NamedTuple):
     sorting_loss: float
     """``mean_i SE_i``."""
     ranking_grad: np.ndarray
-    """Error-driven update of the ranking term (logits' shape)."""
+    """Error-driven update of the ranking term (logits' shape); None when
+    ``compute_grad=False``."""
     sorting_grad: np.ndarray
-    """Error-driven update of the sorting term (non-zero on positives only)."""
+    """Error-driven update of the sorting term (non-zero on positives only); None when
+    ``compute_grad=False``."""
     grad: np.ndarray
-    """``ranking_grad + sorting_grad``."""
+    """``ranking_grad + sorting_grad``; None when ``compute_grad=False``."""
 
 
 class APLossResult(NamedTuple):
     loss: float
     """``1 - mean_i m_i`` (interpolated or plain precision)."""
     grad: np.ndarray
-    """Error-driven update (logits' shape)."""
+    """Error-driven update (logits' shape); None when ``compute_grad=False``."""
 
 
 def _div(num, den, xp=np):
@@ -85,7 +87,7 @@ def _rs_coefficients(fp, terms, xpos, tp, delta, Z, brs_guards,
     return ranking_error, sorting_error, r_pos, s_pos, c
 
 
-def rank_sort_loss(logits, targets, delta=0.5, method="bucketed"):
+def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_grad=True):
     r"""Rank & Sort loss (Oksuz, Cam, Akbas, Kalkan, ICCV 2021) and its bucketed forms.
 
     For a positive i (``t_i > 0``, the IoU) with relaxed ranks as in :func:`relaxed_ranks`:
@@ -123,6 +125,9 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed"):
         official guards (``FP = 0 -> 1``, ``D = 0 -> 1``) instead of eps gating.  Exact at
         ``delta = 0`` (ties included, negatives tied with a positive are placed above it);
         approximate for ``delta > 0``.
+    compute_grad : bool, default True
+        False computes the loss values only (no gradient arrays, no scatter pass): the three
+        gradient fields of the result are None.  For evaluation under ``torch.no_grad``.
 
     Returns
     -------
@@ -145,9 +150,13 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed"):
     if Z == 0 or method == "dense":
         raise_nonfinite(x)
         if Z == 0:
+            if not compute_grad:
+                return RankSortResult(0.0, 0.0, None, None, None)
             zero = np.zeros(shape, dtype=gdt)
             return RankSortResult(0.0, 0.0, zero, zero.copy(), zero.copy())
         rl, sl, rg, sg = rank_sort_dense(x, t, d)
+        if not compute_grad:
+            return RankSortResult(rl, sl, None, None, None)
         rg = rg.astype(gdt).reshape(shape)
         sg = sg.astype(gdt).reshape(shape)
         return RankSortResult(rl, sl, rg, sg, rg + sg)
@@ -155,6 +164,19 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed"):
     xp = x[pos].astype(np.float64)
     tp = t[pos].astype(np.float64)
     terms = _kernels.rs_positive_terms(xp, tp, d)
+    if not compute_grad:
+        if method == "bucketed":
+            fp = BucketEngine(x, t, xp, d).fp()
+        else:
+            raise_nonfinite(x)
+            runs = brs_runs(x, t, xp, d)
+            counts, means = runs["counts"], runs["means"]
+            nz = np.flatnonzero(counts[1:] > 0) + 1
+            fp = _kernels.prototype_fp(means[nz], counts[nz].astype(np.float64), xp, d)
+        rank_pos, cur_num, tgt_num, tgt_den, _ = terms.T
+        re = fp / (rank_pos + fp)
+        se = cur_num / rank_pos - tgt_num / tgt_den
+        return RankSortResult(float(re.mean()), float(se.mean()), None, None, None)
     ranking_grad = np.zeros(n, dtype=gdt)
     grad = np.zeros(n, dtype=gdt)
     sorting_grad = np.zeros(n, dtype=gdt)
@@ -184,7 +206,8 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed"):
     )
 
 
-def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed"):
+def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
+            compute_grad=True):
     r"""AP Loss (Chen et al., CVPR 2019), as in its official code.
 
     For a positive i, with the self term counting 1 and ``H = H_delta``:
@@ -208,6 +231,8 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed"):
     delta : float >= 0, default 1.0
     interpolate : bool, default True
     method : {"bucketed", "dense"}
+    compute_grad : bool, default True
+        False computes the loss value only; ``grad`` is then None.
 
     Returns
     -------
@@ -231,9 +256,9 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed"):
     if Z == 0 or method == "dense":
         raise_nonfinite(x)
         if Z == 0:
-            return APLossResult(0.0, np.zeros(shape, dtype=gdt))
+            return APLossResult(0.0, np.zeros(shape, dtype=gdt) if compute_grad else None)
         loss, g = ap_loss_dense(x, t, d, bool(interpolate))
-        return APLossResult(loss, g.astype(gdt).reshape(shape))
+        return APLossResult(loss, g.astype(gdt).reshape(shape) if compute_grad else None)
 
     xp = x[pos].astype(np.float64)
     engine = BucketEngine(x, t, xp, d)
@@ -247,6 +272,8 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed"):
         m[order] = np.maximum.accumulate(prec[order])
     else:
         m = prec
+    if not compute_grad:
+        return APLossResult(float(1.0 - m.mean()), None)
     on_max = prec >= m
     c = np.where(on_max, (1.0 / rank) / Z, (_div(1.0 - m, 1.0 - prec) / rank) / Z)
     grad = np.zeros(n, dtype=gdt)

@@ -52,7 +52,8 @@ def _heaviside(xp, u, delta):
     if bool(xp.isnan(arr).any()):
         raise ValueError("u must not contain NaN (the step is undefined there).")
     if d > 0:
-        out = xp.clip(arr / (2.0 * d) + 0.5, 0.0, 1.0)
+        with np.errstate(over="ignore"):  # arr / d = +-inf is right (H = 1 or 0); no 2d
+            out = xp.clip((arr / d) / 2.0 + 0.5, 0.0, 1.0)
     else:
         out = (arr >= 0).astype(np.float64)
     return float(out) if out.ndim == 0 else out

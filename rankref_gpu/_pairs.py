@@ -9,7 +9,7 @@ from ._backend import chunks
 
 def heaviside(xp, u, delta):
     if delta > 0:
-        return xp.clip(u / (2.0 * delta) + 0.5, 0.0, 1.0)
+        return xp.clip((u / delta) / 2.0 + 0.5, 0.0, 1.0)
     return (u >= 0).astype(np.float64)
 
 

@@ -24,7 +24,7 @@ class ClassCounts(rankref.ClassCounts):
 
 @mirror(rankref.gap_loss)
 def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
-             exclude_foreground=True, weights=None):
+             exclude_foreground=True, weights=None, *, compute_grad=True):
     xp = array_module(scores, labels)
     s, y, w_host, d = _check_gap_inputs(xp, scores, labels, counts, delta, gamma, method,
                                         to_host(weights) if weights is not None else None)
@@ -36,7 +36,7 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
     grad = xp.zeros(n * C, dtype=gdt)
     fg_rows = xp.flatnonzero((y >= 0) & (y < C))
     if fg_rows.size == 0:
-        return GAPResult(0.0, 0.0, grad.reshape(n, C), w)
+        return GAPResult(0.0, 0.0, grad.reshape(n, C) if compute_grad else None, w)
     cls_all = y[fg_rows]
     order = xp.argsort(cls_all, kind="stable")
     pos = fg_rows[order] * C + cls_all[order]
@@ -66,6 +66,9 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
         fp = fp + group_sums(xp, xpos, grp, d, same=False)
     rank = group_sums(xp, xpos, grp, d, same=True) + fp
     lval = fp / rank
+    per_class = xp.bincount(grp, weights=lval, minlength=present.size) / size
+    if not compute_grad:
+        return GAPResult(float((A * lval).sum()), float(per_class.mean()), None, w)
     gate = fp > EPS
     c = xp.where(gate, A / rank, 0.0)
     if method == "dense":
@@ -79,5 +82,4 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
     if not exclude_foreground:
         pos_grad = pos_grad + other_class_scatter(xp, xpos, grp, c, d)
     grad[pos] = pos_grad.astype(gdt)
-    per_class = xp.bincount(grp, weights=lval, minlength=present.size) / size
     return GAPResult(float((A * lval).sum()), float(per_class.mean()), grad.reshape(n, C), w)

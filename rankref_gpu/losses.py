@@ -22,7 +22,7 @@ __all__ = ["rank_sort_loss", "ap_loss"]
 
 
 @mirror(rankref.rank_sort_loss)
-def rank_sort_loss(logits, targets, delta=0.5, method="bucketed"):
+def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_grad=True):
     check_method(method, ("bucketed", "dense", "brs"), "rank_sort_loss")
     xp = array_module(logits, targets)
     x, t, pos, shape, gdt, d = prepare_ranking(xp, logits, targets, delta, False,
@@ -30,16 +30,32 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed"):
     n = x.shape[0]
     Z = pos.shape[0]
     if Z == 0:
+        if not compute_grad:
+            return RankSortResult(0.0, 0.0, None, None, None)
         zero = xp.zeros(shape, dtype=gdt)
         return RankSortResult(0.0, 0.0, zero, zero.copy(), zero.copy())
     if method == "dense":
         rl, sl, rg, sg = rank_sort_dense(xp, x, t, d)
+        if not compute_grad:
+            return RankSortResult(rl, sl, None, None, None)
         rg = rg.astype(gdt).reshape(shape)
         sg = sg.astype(gdt).reshape(shape)
         return RankSortResult(rl, sl, rg, sg, rg + sg)
     xpos = x[pos].astype(np.float64)
     tp = t[pos].astype(np.float64)
     terms = rs_positive_terms(xp, xpos, tp, d)
+    if not compute_grad:
+        if method == "bucketed":
+            fp = BucketEngine(xp, x, t, xpos, d).fp()
+        else:
+            runs = brs_runs(x, t, xpos, d, xp=xp)
+            counts, means = runs["counts"], runs["means"]
+            nz = xp.flatnonzero(counts[1:] > 0) + 1
+            fp = prototype_fp(xp, means[nz], counts[nz].astype(np.float64), xpos, d)
+        rank_pos, cur_num, tgt_num, tgt_den = terms[:, 0], terms[:, 1], terms[:, 2], terms[:, 3]
+        re = fp / (rank_pos + fp)
+        se = cur_num / rank_pos - tgt_num / tgt_den
+        return RankSortResult(float(re.mean()), float(se.mean()), None, None, None)
     ranking_grad = xp.zeros(n, dtype=gdt)
     grad = xp.zeros(n, dtype=gdt)
     sorting_grad = xp.zeros(n, dtype=gdt)
@@ -73,7 +89,8 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed"):
 
 
 @mirror(rankref.ap_loss)
-def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed"):
+def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
+            compute_grad=True):
     if method == "brs":
         raise ValueError(
             "method='brs' exists for rank_sort_loss only (the BRS repository's BucketedAPLoss "
@@ -85,10 +102,10 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed"):
     n = x.shape[0]
     Z = pos.shape[0]
     if Z == 0:
-        return APLossResult(0.0, xp.zeros(shape, dtype=gdt))
+        return APLossResult(0.0, xp.zeros(shape, dtype=gdt) if compute_grad else None)
     if method == "dense":
         loss, g = ap_loss_dense(xp, x, t, d, bool(interpolate))
-        return APLossResult(loss, g.astype(gdt).reshape(shape))
+        return APLossResult(loss, g.astype(gdt).reshape(shape) if compute_grad else None)
     xpos = x[pos].astype(np.float64)
     engine = BucketEngine(xp, x, t, xpos, d)
     fp = engine.fp()
@@ -96,6 +113,8 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed"):
     rank = rank_pos + fp
     prec = rank_pos / rank
     m = _running_max(xp, xpos, prec) if interpolate else prec
+    if not compute_grad:
+        return APLossResult(float(1.0 - m.mean()), None)
     on_max = prec >= m
     c = xp.where(on_max, (1.0 / rank) / Z, (_div(1.0 - m, 1.0 - prec, xp) / rank) / Z)
     grad = xp.zeros(n, dtype=gdt)
