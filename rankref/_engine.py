@@ -1,23 +1,115 @@
-"""The bucket engine: exact breakpoint buckets for every delta (DESIGN.md section 3).
+"""The bucket engine: exact threshold buckets for every delta (see the "Design" docs page).
 
 Every ranking loss of rankref (AP, RS, GAP) sends negative j the gradient
-``g_j = sum_i c_i H(x_j - x_i)`` and needs ``FP_i = sum_j H(x_j - x_i)``.  With the
-breakpoints ``E = sorted({x_i - d, x_i + d})`` (``{x_i}`` at d = 0), ``H(x_j - x_i)`` is, on each
-bucket ``[E[b-1], E[b])``, 0, 1 or affine in ``x_j`` for every positive i, so a bucket's count
-and the sum of its members' offsets are all that FP and the gradient need, exactly.
+``g_j = sum_i c_i H(x_j - x_i)`` and needs ``FP_i = sum_j H(x_j - x_i)``.  The thresholds
+``x_i - delta`` and ``x_i + delta`` of the positives (``x_i`` at delta = 0) are kept as exact
+reals ``s + e`` (``s`` a float, ``e`` its exact rounding error), so every bucket
+``[T_{b-1}, T_b)`` holds exactly the negatives on which ``H(x_j - x_i)`` is 0, 1 or affine for
+every positive i, whatever delta (ties below the logits' resolution included).
 
-Cost: sorting 2P breakpoints, one pass over N that bins the negatives (no sort of N), the
-window sums, O(P * window) <= O(P^2), and one pass over N that writes the gradient.
+Cost: sorting the 2P thresholds, one pass over N that histograms the negatives (no sort of N),
+O(P log P) window sums on a segment tree (only non-negative terms are added), and one pass over
+N that writes the gradient.
 """
+import math
+
 import numpy as np
 
 from . import _kernels
 from ._validation import nonfinite_error
 
-__all__ = ["BucketEngine"]
+__all__ = ["BucketEngine", "Thresholds", "two_sum", "scale_for_delta", "rescaled", "threads_for"]
 
 _MAX_CELLS = 1 << 22
-_SEGMENTS = 8  # fixed: the binning's result must not depend on the number of threads
+# Sizes below which a kernel runs on one thread: a parallel region costs a wake-up of every
+# thread, and on a busy machine a descheduled thread holds up the whole region.  Measured with
+# benchmarks/bench_ranking.py --loaded (see the Speed section of the docs).
+PARALLEL_MIN_N = 1 << 21
+_SEGMENT_MIN = 1 << 19       # entries per binning segment
+_HIST_BUDGET = 1 << 22       # private histogram entries in all
+# delta above which the problem is rescaled by a power of two (so that sums of offsets, 2 delta
+# and x +- delta stay finite); below _TINY_DELTA, 1/delta is not used (it would overflow).
+_HUGE_DELTA = 2.0 ** 960
+_TINY_DELTA = 1e-300
+
+
+def threads_for(n):
+    """Threads a kernel over ``n`` entries may use: all of them above ``PARALLEL_MIN_N``,
+    else one.  Results never depend on it."""
+    return _kernels.get_num_threads() if n >= PARALLEL_MIN_N else 1
+
+
+def two_sum(a, b):
+    """Error-free sum: ``s = fl(a + b)`` and ``e`` with ``s + e == a + b`` exactly (Knuth)."""
+    s = a + b
+    bb = s - a
+    e = (a - (s - bb)) + (b - bb)
+    return s, e
+
+
+def scale_for_delta(delta):
+    """The power of two ``sigma`` by which logits and delta are multiplied before binning:
+    1 unless delta > 2**960, then ``2**-floor(log2(delta))`` (so delta * sigma is in [1, 2)).
+    The relaxed step is invariant under this scaling, so every output is unchanged."""
+    if delta > _HUGE_DELTA:
+        return math.ldexp(1.0, -math.frexp(delta)[1] + 1)
+    return 1.0
+
+
+def rescaled(x, pos, delta):
+    """``(x, x[pos] as float64, delta)``, multiplied by :func:`scale_for_delta` (a float64 copy
+    of ``x`` is made only for a delta above 2**960)."""
+    xpos = x[pos].astype(np.float64)
+    sigma = scale_for_delta(delta)
+    if sigma == 1.0:
+        return x, xpos, delta
+    return x.astype(np.float64) * sigma, xpos * sigma, delta * sigma
+
+
+class Thresholds:
+    """The exact thresholds of a set of positives ``xq`` (float64) for ``delta``.
+
+    Attributes
+    ----------
+    s, e : float64 arrays of length M (sorted by the real value ``s + e``)
+    lo, hi : int64 arrays, one per positive: ``#{T <= x_i - delta}`` and ``#{T <= x_i + delta}``
+        (both ``#{T <= x_i}`` at delta = 0).
+    """
+
+    def __init__(self, xq, delta):
+        P = xq.shape[0]
+        if delta > 0.0:
+            with np.errstate(over="ignore", invalid="ignore"):
+                lo_s, lo_e = two_sum(xq, -delta)
+                hi_s, hi_e = two_sum(xq, delta)
+            s = np.concatenate([lo_s, hi_s])
+            # a threshold beyond the float range is +-inf: no finite logit reaches it
+            e = np.where(np.isinf(s), 0.0, np.concatenate([lo_e, hi_e]))
+        else:
+            s = xq.copy()
+            e = np.zeros(P)
+        order = np.lexsort((e, s))
+        s, e = s[order], e[order]
+        M = s.shape[0]
+        # #{T <= this one}: one past the last threshold equal to it
+        last = np.ones(M, dtype=bool)
+        last[:-1] = (s[1:] != s[:-1]) | (e[1:] != e[:-1])
+        ends = np.flatnonzero(last) + 1
+        group = np.cumsum(np.concatenate([[0], last[:-1]]))
+        rank = np.empty(M, dtype=np.int64)
+        rank[order] = ends[group]
+        self.s, self.e = s, e
+        if delta > 0.0:
+            self.lo, self.hi = rank[:P], rank[P:]
+        else:
+            self.lo = self.hi = rank
+
+
+def positions(keys, ts, te):
+    """#{k : keys_k < T} for sorted float64 ``keys`` and exact thresholds ``T = ts + te``."""
+    left = np.searchsorted(keys, ts, side="left")
+    right = np.searchsorted(keys, ts, side="right")
+    return np.where(te > 0.0, right, left).astype(np.int64)
 
 
 class BucketEngine:
@@ -26,68 +118,47 @@ class BucketEngine:
     Parameters
     ----------
     x : 1-D C-contiguous float32/float64 array
-        All logits.  Every entry is checked to be finite during binning.
+        All logits.  Every entry is checked to be finite during binning.  For the window sums
+        (``fp``, ``scatter``) a delta above 2**960 must be removed first with :func:`rescaled`;
+        the bucket counts and ids are exact for every delta as they are.
     t : 1-D C-contiguous kernel-typed array
         Targets; negatives are the entries equal to 0.
     xq : 1-D float64 array, non-empty and finite
-        Logits of the positives (the "queries").
-    delta : float >= 0
+        Logits of the positives (the "queries"), scaled like ``x``.
+    delta : float >= 0 (scaled like ``x``)
     name : str
         The argument's name in the error raised for a non-finite logit.
-    full : bool
-        Also histogram bucket 0 (negatives below ``E[0]``), for :func:`make_buckets`.
-
-    Attributes
-    ----------
-    ids : int32 array
-        Every entry's bucket (-1 for entries that are not negatives, 0 below ``E[0]``).
     """
 
-    def __init__(self, x, t, xq, delta, *, full=False, name="logits"):
+    def __init__(self, x, t, xq, delta, *, name="logits"):
         d = float(delta)
-        xq = np.ascontiguousarray(xq, dtype=np.float64)
-        if d > 0.0:
-            a = xq - d
-            e = xq + d
-            edges = np.sort(np.concatenate([a, e]))
-        else:
-            a = xq
-            e = xq
-            edges = np.sort(xq)
-        M = edges.shape[0]
+        th = Thresholds(xq, d)
+        M = th.s.shape[0]
         self.delta = d
-        self.x = x
-        self.t = t
-        self.a = a
-        self.edges = edges
-        self.lo = np.searchsorted(edges, a, side="right").astype(np.int64)
-        self.hi = np.searchsorted(edges, e, side="right").astype(np.int64)
-        # edges with two +inf sentinels, and the grid lookup table of the bucket search
-        self._E = np.empty(M + 2, dtype=np.float64)
-        self._E[:M] = edges
-        self._E[M:] = np.inf
+        self.x, self.t, self.xq = x, t, xq
+        self.edges, self.lo, self.hi = th.s, th.lo, th.hi
+        # thresholds with two +inf sentinels, and the grid lookup table of the bucket search
+        self._E = np.concatenate([th.s, [np.inf, np.inf]])
+        self._Er = np.concatenate([th.e, [0.0, 0.0]])
         K = int(min(max(16, 8 * M), _MAX_CELLS))
-        span = float(edges[-1] - edges[0])
-        inv_w = K / span if span > 0.0 else 0.0
-        if not np.isfinite(inv_w):
-            inv_w = 0.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            span = float(th.s[-1] - th.s[0])
+        inv_w = K / span if 0.0 < span < np.inf else 0.0
+        if not 0.0 < inv_w < np.inf:
+            K, inv_w = 1, 0.0  # no usable grid (one value, or thresholds beyond the floats)
         lut = np.empty(K + 1, dtype=np.int32)
         _kernels.build_lut(self._E, M, inv_w, lut)
-        self._lut = lut
-        self._inv_w = inv_w
+        self._lut, self._inv_w = lut, inv_w
         self.counts = np.zeros(M + 1, dtype=np.int64)
         self.offsum = np.zeros(M + 1, dtype=np.float64)
-        self.ids = np.empty(x.shape[0], dtype=np.int32)
-        segments = _SEGMENTS if M < 200_000 else 1
-        bad = _kernels.bin_negatives(
-            x, t, self._E, lut, inv_w, self.counts, self.offsum, self.ids, full, segments
-        )
+        n = x.shape[0]
+        segments = 1
+        if n >= PARALLEL_MIN_N:
+            segments = int(max(1, min(n // _SEGMENT_MIN, 16, _HIST_BUDGET // (M + 1))))
+        bad = _kernels.bin_negatives(x, t, self._E, self._Er, lut, inv_w, self.counts,
+                                     self.offsum, segments, threads_for(n))
         if bad >= 0:
             nonfinite_error(x, bad, name)
-        above = np.cumsum(self.counts[::-1])[::-1].astype(np.float64)
-        if full:
-            above -= self.counts[0]  # bucket 0 never counts (hi >= 1 anyway)
-        self.above = above
 
     @property
     def num_buckets(self):
@@ -95,26 +166,49 @@ class BucketEngine:
 
     def fp(self):
         """``FP_i = sum_{negatives j} H(x_j - x_i)`` for every query i (float64)."""
-        out = np.empty(self.a.shape[0], dtype=np.float64)
-        _kernels.window_fp(
-            self._E, self.counts, self.offsum, self.above, self.lo, self.hi, self.a,
-            self.delta, out,
-        )
-        return out
+        M = self.edges.shape[0]
+        P = self.xq.shape[0]
+        W = self.counts[1:].astype(np.float64).reshape(M, 1)
+        O = np.zeros((M, 1))
+        if self.delta > 0.0:
+            with np.errstate(over="ignore", invalid="ignore"):
+                O[:, 0] = self.offsum[1:] / self.delta
+        out = np.empty((P, 1))
+        _kernels.static_window_sums(self.edges, W, O, self.xq, self.lo - 1, self.hi - 1,
+                                    np.full(P, M, dtype=np.int64), self.delta, out,
+                                    threads_for(P * 64))
+        return out[:, 0]
 
     def coefficients(self, c):
-        """Per-bucket ``(A, B)`` with ``sum_i c_i H(x - x_i) = A[b] + B[b] (x - E[b-1])``."""
+        """Per-bucket ``(A, B, divide)``: ``sum_i c_i H(x - x_i) = A[b] + B[b] (x - E[b-1])``
+        on bucket b (``(x - E[b-1]) / delta`` when ``divide``: 1/delta would overflow)."""
         c = np.ascontiguousarray(c, dtype=np.float64)
-        A = np.zeros(self.num_buckets, dtype=np.float64)
-        B = np.zeros(self.num_buckets, dtype=np.float64)
-        _kernels.window_coefficients(self._E, self.lo, self.hi, self.a, c, self.delta, A, B)
-        return A, B
+        M = self.edges.shape[0]
+        A = np.cumsum(np.bincount(self.hi, weights=c, minlength=M + 1))
+        B = np.zeros(M + 1)
+        divide = False
+        if self.delta > 0.0:
+            tagC = np.zeros(M)
+            tagO = np.zeros(M)
+            _kernels.window_coefficients(self.edges, self.lo - 1, self.hi - 1, self.xq, c,
+                                         self.delta, tagC, tagO)
+            A[1:] += 0.5 * tagO
+            divide = self.delta < _TINY_DELTA
+            B[1:] = 0.5 * tagC if divide else (0.5 * tagC) * (1.0 / self.delta)
+        return A, B, divide
 
     def scatter(self, c, out, out2=None):
         """Write ``g_j = sum_i c_i H(x_j - x_i)`` for every negative j into ``out`` (and
-        ``out2``).  Entries that are not negatives, or lie below ``E[0]``, are not written."""
-        A, B = self.coefficients(c)
+        ``out2``).  Entries that are not negatives, or lie below every threshold, are not
+        written (pass zeroed outputs)."""
+        A, B, divide = self.coefficients(c)
         both = out2 is not None
-        _kernels.scatter_negatives(
-            self.x, self.ids, self._E, A, B, out, out2 if both else out, both
-        )
+        _kernels.scatter_negatives(self.x, self.t, self._E, self._Er, self._lut, self._inv_w,
+                                   A, B, out, out2 if both else out, both, divide, self.delta,
+                                   threads_for(self.x.shape[0]))
+
+    def bucket_ids(self):
+        """Every entry's bucket (int64; -1 for entries that are not negatives)."""
+        ids = np.empty(self.x.shape[0], dtype=np.int64)
+        _kernels.bucket_ids(self.x, self.t, self._E, self._Er, self._lut, self._inv_w, ids)
+        return ids

@@ -111,6 +111,28 @@ def brs_runs(x, t, xpos, delta, full=False, xp=np):
     return out
 
 
+def _member_sums(x, bucket, counts, edges):
+    """Per-bucket sums of the members' own values (float64) and means clamped into the bucket
+    ``[edges[b-1], edges[b]]`` (the clamp removes round-off only).  A sum beyond the float range
+    is +-inf; the mean is still computed (as the sum of the x_j / n_b)."""
+    neg = bucket >= 0
+    ids = bucket[neg]
+    vals = x[neg].astype(np.float64)
+    nb = counts.shape[0]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        sums = np.bincount(ids, weights=vals, minlength=nb)
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        far = (counts > 0) & ~np.isfinite(sums)
+        if far.any():  # the mean of finite values is finite: sum the x_j / n_b instead
+            means[far] = np.bincount(ids, weights=vals / counts[ids], minlength=nb)[far]
+    big = np.finfo(np.float64).max  # the mean of finite values is finite
+    lower = np.maximum(np.concatenate([[-np.inf], edges]), -big)
+    upper = np.minimum(np.concatenate([edges, [np.inf]]), big)
+    full = counts > 0
+    means[full] = np.clip(means[full], lower[full], upper[full])
+    return sums, means
+
+
 def make_buckets(logits, targets, delta=0.5, kind="exact"):
     r"""Group the negatives into buckets, as the bucketed losses see them.
 
@@ -144,18 +166,20 @@ def make_buckets(logits, targets, delta=0.5, kind="exact"):
     n = x.shape[0]
     if pos.size == 0:
         raise_nonfinite(x)
-        return _no_positive_buckets(x, t, shape)
-    xp = x[pos].astype(np.float64)
+        bucket = np.where(t == 0, 0, -1).astype(np.int64)
+        counts = np.array([np.count_nonzero(bucket == 0)], dtype=np.int64)
+        edges = np.zeros(0)
+        sums, means = _member_sums(x, bucket, counts, edges)
+        return Buckets(edges, bucket.reshape(shape), counts, sums, means)
     if kind == "exact":
-        eng = BucketEngine(x, t, xp, d, full=True)
-        edges, counts, offsum = eng.edges, eng.counts, eng.offsum
-        bucket = eng.ids.astype(np.int64)
-        sums = offsum.copy()
-        sums[1:] += counts[1:] * edges
-        means = _edge_clamped_means(edges, counts, offsum)
-        if counts[0]:
-            means[0] = offsum[0] / counts[0]
+        # counts and ids only (no window sums): exact for every delta without rescaling;
+        # a threshold beyond the float range is +-inf
+        eng = BucketEngine(x, t, x[pos].astype(np.float64), d)
+        edges, counts = eng.edges, eng.counts
+        bucket = eng.bucket_ids()
+        sums, means = _member_sums(x, bucket, counts, edges)
     else:
+        xp = x[pos].astype(np.float64)
         raise_nonfinite(x)
         runs = brs_runs(x, t, xp, d, full=True)
         edges, counts, offsum, means = runs["edges"], runs["counts"], runs["offsum"], runs["means"]

@@ -9,8 +9,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _kernels
-from ._engine import BucketEngine
+from . import _kernels, _pairs
+from ._engine import BucketEngine, rescaled
 from ._validation import (
     EPS,
     as_labels,
@@ -20,6 +20,7 @@ from ._validation import (
     nonfinite_error,
     raise_nonfinite,
 )
+from ._dense import _far_apart_ok
 from ._dense import heaviside as _h
 
 __all__ = ["ClassCounts", "GAPResult", "gap_loss"]
@@ -245,10 +246,8 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
     order = np.argsort(cls_all, kind="stable")
     pos = fg_rows[order] * C + cls_all[order]
     cls = cls_all[order]
-    present, first, size = np.unique(cls, return_index=True, return_counts=True)
+    present, size = np.unique(cls, return_counts=True)
     grp = np.searchsorted(present, cls)
-    start = first[grp].astype(np.int64)
-    stop = (first + size)[grp].astype(np.int64)
     xp = x[pos].astype(np.float64)
     bad = _kernels.first_nonfinite(xp)
     if bad >= 0:
@@ -266,11 +265,12 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
         t[y < 0] = -1
         t.reshape(-1)[pos] = 1
         t = t.reshape(-1)
+        x, xp, d = rescaled(x, pos, d)
         engine = BucketEngine(x, t, xp, d, name="scores")
         fp = engine.fp()
         if not exclude_foreground:
-            fp = fp + _kernels.other_class_sums(xp, start, stop, d)
-        rank = _kernels.class_rank(xp, start, stop, d) + fp
+            fp = fp + _pairs.other_class_sums(xp, cls, d)
+        rank = _pairs.class_rank(xp, cls, d) + fp
         l = fp / rank
         loss = float((A * l).sum())
         if compute_grad:
@@ -279,13 +279,14 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
             engine.scatter(c, grad)
             pos_grad = np.where(gate, -A * l, 0.0)
             if not exclude_foreground:
-                pos_grad = pos_grad + _kernels.other_class_scatter(xp, start, stop, c, d)
+                pos_grad = pos_grad + _pairs.other_class_scatter(xp, cls, c, d)
             grad[pos] = pos_grad
     per_class = np.bincount(grp, weights=l) / size
     return GAPResult(loss, float(per_class.mean()), grad.reshape(n, C) if compute_grad else None,
                      w)
 
 
+@_far_apart_ok
 def _gap_dense(x, y, n, C, pos, cls, present, w, delta, exclude_foreground):
     """The per-class O(P_m n C) oracle, literally Eqs. 6-11 with the official conventions."""
     x = x.astype(np.float64)

@@ -23,9 +23,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _kernels
+from . import _pairs
 from ._dense import ap_loss_dense, rank_sort_dense
-from ._engine import BucketEngine
+from ._engine import BucketEngine, rescaled
 from ._validation import EPS, check_method, prepare_ranking, raise_nonfinite
 from .buckets import brs_runs
 
@@ -61,7 +61,7 @@ def _div(num, den, xp=np):
 
 
 def _rs_coefficients(fp, terms, xpos, tp, delta, Z, brs_guards,
-                     sorting_scatter=_kernels.rs_sorting_scatter, xp=np):
+                     sorting_scatter=_pairs.rs_sorting_scatter, xp=np):
     """Per-positive RS quantities from FP and the positive-positive sums.
 
     Returns ``(ranking_error, sorting_error, ranking_pos_grad, sorting_pos_grad, c)`` where
@@ -161,18 +161,19 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
         sg = sg.astype(gdt).reshape(shape)
         return RankSortResult(rl, sl, rg, sg, rg + sg)
 
-    xp = x[pos].astype(np.float64)
+    x, xp, d = rescaled(x, pos, d)
     tp = t[pos].astype(np.float64)
-    terms = _kernels.rs_positive_terms(xp, tp, d)
+    terms = _pairs.rs_terms(xp, tp, d)
+    if method == "bucketed":
+        engine = BucketEngine(x, t, xp, d)
+        fp = engine.fp()
+    else:
+        raise_nonfinite(x)
+        runs = brs_runs(x, t, xp, d)
+        counts, means = runs["counts"], runs["means"]
+        nz = np.flatnonzero(counts[1:] > 0) + 1
+        fp = _pairs.prototype_fp(means[nz], counts[nz], xp, d)
     if not compute_grad:
-        if method == "bucketed":
-            fp = BucketEngine(x, t, xp, d).fp()
-        else:
-            raise_nonfinite(x)
-            runs = brs_runs(x, t, xp, d)
-            counts, means = runs["counts"], runs["means"]
-            nz = np.flatnonzero(counts[1:] > 0) + 1
-            fp = _kernels.prototype_fp(means[nz], counts[nz].astype(np.float64), xp, d)
         rank_pos, cur_num, tgt_num, tgt_den, _ = terms.T
         re = fp / (rank_pos + fp)
         se = cur_num / rank_pos - tgt_num / tgt_den
@@ -180,20 +181,12 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
     ranking_grad = np.zeros(n, dtype=gdt)
     grad = np.zeros(n, dtype=gdt)
     sorting_grad = np.zeros(n, dtype=gdt)
+    re, se, r_pos, s_pos, c = _rs_coefficients(fp, terms, xp, tp, d, Z, method == "brs")
     if method == "bucketed":
-        engine = BucketEngine(x, t, xp, d)
-        fp = engine.fp()
-        re, se, r_pos, s_pos, c = _rs_coefficients(fp, terms, xp, tp, d, Z, False)
         engine.scatter(c, ranking_grad, grad)
     else:
-        raise_nonfinite(x)
-        runs = brs_runs(x, t, xp, d)
-        counts, means = runs["counts"], runs["means"]
-        nz = np.flatnonzero(counts[1:] > 0) + 1
-        fp = _kernels.prototype_fp(means[nz], counts[nz].astype(np.float64), xp, d)
-        re, se, r_pos, s_pos, c = _rs_coefficients(fp, terms, xp, tp, d, Z, True)
         per_member = np.zeros(counts.shape[0])
-        per_member[nz] = _kernels.prototype_grad(means[nz], xp, c, d)
+        per_member[nz] = _pairs.prototype_grad(means[nz], xp, c, d)
         g = per_member[runs["ids_rel"]].astype(gdt)
         ranking_grad[runs["rel"]] = g
         grad[runs["rel"]] = g
@@ -260,10 +253,10 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
         loss, g = ap_loss_dense(x, t, d, bool(interpolate))
         return APLossResult(loss, g.astype(gdt).reshape(shape) if compute_grad else None)
 
-    xp = x[pos].astype(np.float64)
+    x, xp, d = rescaled(x, pos, d)
     engine = BucketEngine(x, t, xp, d)
     fp = engine.fp()
-    rank_pos = 1.0 + _kernels.positive_rank_others(xp, d)
+    rank_pos = 1.0 + (_pairs.rank_pos(xp, d) - (0.5 if d > 0.0 else 1.0))  # self counts 1
     rank = rank_pos + fp
     prec = rank_pos / rank
     if interpolate:

@@ -3,8 +3,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _kernels
-from ._engine import BucketEngine
+from . import _kernels, _pairs
+from ._engine import BucketEngine, rescaled
 from ._validation import (
     as_logits,
     as_targets,
@@ -117,7 +117,8 @@ def relaxed_ranks(logits, targets, delta=0.5):
         \mathrm{rank}(i) = \mathrm{rank}^+(i) + \mathrm{FP}(i).
 
     The self term counts ``H(0)`` (1/2 for ``delta > 0``, 1 at ``delta = 0``), as in RS and GAP
-    loss.  FP is computed exactly with the bucket engine, in O(N log P + P^2).
+    loss.  FP is computed exactly with the bucket engine, in O(N + P log P) after the sort of
+    the 2P thresholds, whatever delta.
 
     Parameters
     ----------
@@ -136,9 +137,9 @@ def relaxed_ranks(logits, targets, delta=0.5):
         raise_nonfinite(x)
         empty = np.zeros(0, dtype=np.float64)
         return RelaxedRanks(pos, empty, empty.copy(), empty.copy())
-    xp = x[pos].astype(np.float64)
+    x, xp, d = rescaled(x, pos, d)
     fp = BucketEngine(x, t, xp, d).fp()
-    rank_pos = _kernels.rs_positive_terms(xp, np.zeros_like(xp), d)[:, 0].copy()
+    rank_pos = _pairs.rank_pos(xp, d)
     return RelaxedRanks(pos, rank_pos, fp, rank_pos + fp)
 
 
