@@ -67,13 +67,13 @@ def rescaled(x, pos, delta):
 
 
 class Thresholds:
-    """The exact thresholds of a set of positives ``xq`` (float64) for ``delta``.
+    """The exact thresholds of positives ``xq`` (float64, sorted ascending) for ``delta``.
 
     Attributes
     ----------
     s, e : float64 arrays of length M (sorted by the real value ``s + e``)
     lo, hi : int64 arrays, one per positive: ``#{T <= x_i - delta}`` and ``#{T <= x_i + delta}``
-        (both ``#{T <= x_i}`` at delta = 0).
+        (both ``#{T <= x_i}`` at delta = 0); non-decreasing.
     """
 
     def __init__(self, xq, delta):
@@ -82,27 +82,17 @@ class Thresholds:
             with np.errstate(over="ignore", invalid="ignore"):
                 lo_s, lo_e = two_sum(xq, -delta)
                 hi_s, hi_e = two_sum(xq, delta)
-            s = np.concatenate([lo_s, hi_s])
             # a threshold beyond the float range is +-inf: no finite logit reaches it
-            e = np.where(np.isinf(s), 0.0, np.concatenate([lo_e, hi_e]))
+            lo_e = np.where(np.isinf(lo_s), 0.0, lo_e)
+            hi_e = np.where(np.isinf(hi_s), 0.0, hi_e)
+            self.s, self.e = np.empty(2 * P), np.empty(2 * P)
+            self.lo, self.hi = np.empty(P, dtype=np.int64), np.empty(P, dtype=np.int64)
+            # x - delta and x + delta are each sorted already (rounding is monotone): merge
+            _kernels.merge_thresholds(lo_s, lo_e, hi_s, hi_e, self.s, self.e, self.lo, self.hi)
         else:
-            s = xq.copy()
-            e = np.zeros(P)
-        order = np.lexsort((e, s))
-        s, e = s[order], e[order]
-        M = s.shape[0]
-        # #{T <= this one}: one past the last threshold equal to it
-        last = np.ones(M, dtype=bool)
-        last[:-1] = (s[1:] != s[:-1]) | (e[1:] != e[:-1])
-        ends = np.flatnonzero(last) + 1
-        group = np.cumsum(np.concatenate([[0], last[:-1]]))
-        rank = np.empty(M, dtype=np.int64)
-        rank[order] = ends[group]
-        self.s, self.e = s, e
-        if delta > 0.0:
-            self.lo, self.hi = rank[:P], rank[P:]
-        else:
-            self.lo = self.hi = rank
+            self.s = xq.copy()
+            self.e = np.zeros(P)
+            self.lo = self.hi = np.searchsorted(xq, xq, side="right").astype(np.int64)
 
 
 def positions(keys, ts, te):
@@ -123,8 +113,9 @@ class BucketEngine:
         the bucket counts and ids are exact for every delta as they are.
     t : 1-D C-contiguous kernel-typed array
         Targets; negatives are the entries equal to 0.
-    xq : 1-D float64 array, non-empty and finite
-        Logits of the positives (the "queries"), scaled like ``x``.
+    xq : 1-D float64 array, non-empty, finite and sorted ascending
+        Logits of the positives (the "queries"), scaled like ``x``.  Per-positive inputs and
+        outputs (``c``, ``fp``) follow this order.
     delta : float >= 0 (scaled like ``x``)
     name : str
         The argument's name in the error raised for a non-finite logit.
@@ -152,10 +143,12 @@ class BucketEngine:
         self.counts = np.zeros(M + 1, dtype=np.int64)
         self.offsum = np.zeros(M + 1, dtype=np.float64)
         n = x.shape[0]
+        # every entry's bucket (0: no update), 2 bytes per entry while the ids fit
+        self.ids = np.empty(n, dtype=np.uint16 if M < np.iinfo(np.uint16).max else np.int32)
         segments = 1
         if n >= PARALLEL_MIN_N:
             segments = int(max(1, min(n // _SEGMENT_MIN, 16, _HIST_BUDGET // (M + 1))))
-        bad = _kernels.bin_negatives(x, t, self._E, self._Er, lut, inv_w, self.counts,
+        bad = _kernels.bin_negatives(x, t, self.ids, self._E, self._Er, lut, inv_w, self.counts,
                                      self.offsum, segments, threads_for(n))
         if bad >= 0:
             nonfinite_error(x, bad, name)
@@ -167,31 +160,34 @@ class BucketEngine:
     def fp(self):
         """``FP_i = sum_{negatives j} H(x_j - x_i)`` for every query i (float64)."""
         M = self.edges.shape[0]
-        P = self.xq.shape[0]
-        W = self.counts[1:].astype(np.float64).reshape(M, 1)
-        O = np.zeros((M, 1))
+        above = np.cumsum(self.counts[::-1])[::-1]  # negatives in buckets >= b (exact ints)
+        fp = above[self.hi].astype(np.float64)
         if self.delta > 0.0:
+            W = self.counts[1:].astype(np.float64).reshape(M, 1)
             with np.errstate(over="ignore", invalid="ignore"):
-                O[:, 0] = self.offsum[1:] / self.delta
-        out = np.empty((P, 1))
-        _kernels.static_window_sums(self.edges, W, O, self.xq, self.lo - 1, self.hi - 1,
-                                    np.full(P, M, dtype=np.int64), self.delta, out,
-                                    threads_for(P * 64))
-        return out[:, 0]
+                O = (self.offsum[1:] / self.delta).reshape(M, 1)
+            win = np.empty((self.xq.shape[0], 1))
+            _kernels.sliding_window_sums(self.edges, W, O, self.xq, self.lo - 1, self.hi - 1,
+                                         self.delta, win)
+            fp += win[:, 0]
+        return fp
 
     def coefficients(self, c):
         """Per-bucket ``(A, B, divide)``: ``sum_i c_i H(x - x_i) = A[b] + B[b] (x - E[b-1])``
         on bucket b (``(x - E[b-1]) / delta`` when ``divide``: 1/delta would overflow)."""
         c = np.ascontiguousarray(c, dtype=np.float64)
         M = self.edges.shape[0]
-        A = np.cumsum(np.bincount(self.hi, weights=c, minlength=M + 1))
+        b = np.arange(M + 1)
+        below = np.searchsorted(self.hi, b, side="right")  # positives with hi_i <= b
+        A = np.concatenate([[0.0], np.cumsum(c)])[below]   # sum of their c_i (non-negative)
         B = np.zeros(M + 1)
         divide = False
         if self.delta > 0.0:
-            tagC = np.zeros(M)
-            tagO = np.zeros(M)
-            _kernels.window_coefficients(self.edges, self.lo - 1, self.hi - 1, self.xq, c,
-                                         self.delta, tagC, tagO)
+            inside = np.searchsorted(self.lo, b[1:], side="right")  # positives with lo_i <= b
+            tagC = np.empty(M)
+            tagO = np.empty(M)
+            _kernels.window_coefficients(self.xq, c, self.edges, below[1:], inside, self.delta,
+                                         tagC, tagO)
             A[1:] += 0.5 * tagO
             divide = self.delta < _TINY_DELTA
             B[1:] = 0.5 * tagC if divide else (0.5 * tagC) * (1.0 / self.delta)
@@ -203,12 +199,9 @@ class BucketEngine:
         written (pass zeroed outputs)."""
         A, B, divide = self.coefficients(c)
         both = out2 is not None
-        _kernels.scatter_negatives(self.x, self.t, self._E, self._Er, self._lut, self._inv_w,
-                                   A, B, out, out2 if both else out, both, divide, self.delta,
-                                   threads_for(self.x.shape[0]))
+        _kernels.scatter_negatives(self.x, self.ids, self._E, A, B, out, out2 if both else out,
+                                   both, divide, self.delta, threads_for(self.x.shape[0]))
 
     def bucket_ids(self):
         """Every entry's bucket (int64; -1 for entries that are not negatives)."""
-        ids = np.empty(self.x.shape[0], dtype=np.int64)
-        _kernels.bucket_ids(self.x, self.t, self._E, self._Er, self._lut, self._inv_w, ids)
-        return ids
+        return np.where(self.t == 0, self.ids.astype(np.int64), -1)

@@ -11,7 +11,7 @@
 # non-negative terms, in normalised units (offsets divided by delta).
 from cython.parallel cimport prange
 from libc.math cimport INFINITY, fmax, fmin
-from libc.stdint cimport int8_t, int32_t, int64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint16_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 
 import numpy as np
@@ -26,6 +26,10 @@ ctypedef fused target_t:
     int8_t
     int32_t
     int64_t
+
+ctypedef fused bucket_t:
+    uint16_t
+    int32_t
 
 
 cdef extern from *:
@@ -77,49 +81,68 @@ cdef inline double relaxed_step(double u, double delta) noexcept nogil:
 # Scans over the N entries
 # --------------------------------------------------------------------------------------------
 
+cdef inline bint _block_flags(const target_t* t, Py_ssize_t j0, Py_ssize_t j1, bint binary,
+                              bint* any_pos) noexcept nogil:
+    """Whether t[j0:j1] holds an invalid value; any_pos: whether it holds a positive.  A
+    branch-free loop the compiler can vectorise."""
+    cdef Py_ssize_t j
+    cdef double tv
+    cdef bint bad = False, pos = False
+    for j in range(j0, j1):
+        tv = <double> t[j]
+        if binary:
+            bad = bad | ((tv != 0.0) & (tv != 1.0) & (tv != -1.0))
+        else:
+            bad = bad | (not (tv <= 1.0)) | (tv == -INFINITY)
+        pos = pos | (tv > 0.0)
+    any_pos[0] = pos
+    return bad
+
+
 def scan_targets(const target_t[::1] t, bint binary):
     """Validate targets and collect the flat indices of the positives (t > 0).
 
     ``binary`` False: valid targets are t <= 1, not NaN, not -inf (t < 0 ignored).
     ``binary`` True: valid targets are exactly -1, 0 and 1.
     Returns ``(pos_index, bad)``: ``bad`` is the first invalid flat index, or -1.
+    Blocks of 256 entries are checked without branches; only blocks holding a positive (or an
+    invalid value) are looked at entry by entry.
     """
-    cdef Py_ssize_t n = t.shape[0]
-    cdef Py_ssize_t j, npos = 0, cap = 256, bad = -1
-    cdef bint oom = False, any_bad = False
+    cdef Py_ssize_t n = t.shape[0], B = 256
+    cdef Py_ssize_t j, j0, j1, npos = 0, cap = 256, bad = -1
+    cdef bint oom = False, blk_pos = False
     cdef double tv
     cdef int64_t* buf = <int64_t*> malloc(cap * sizeof(int64_t))
     cdef int64_t* tmp
     if buf == NULL:
         raise MemoryError()
     with nogil:
-        # the validity test is accumulated without a branch; positives are rare
-        for j in range(n):
-            tv = <double> t[j]
-            if binary:
-                any_bad = any_bad | ((tv != 0.0) & (tv != 1.0) & (tv != -1.0))
-            else:
-                any_bad = any_bad | (not (tv <= 1.0)) | (tv == -INFINITY)
-            if tv > 0.0:
-                if npos == cap:
-                    cap = 2 * cap
-                    tmp = <int64_t*> realloc(buf, cap * sizeof(int64_t))
-                    if tmp == NULL:
-                        oom = True
-                        break
-                    buf = tmp
-                buf[npos] = j
-                npos += 1
-        if any_bad:
-            for j in range(n):
-                tv = <double> t[j]
-                if binary:
-                    if tv != 0.0 and tv != 1.0 and tv != -1.0:
+        j0 = 0
+        while j0 < n and bad < 0 and not oom:
+            j1 = min(j0 + B, n)
+            if _block_flags(&t[0], j0, j1, binary, &blk_pos):
+                for j in range(j0, j1):
+                    tv = <double> t[j]
+                    if binary:
+                        if tv != 0.0 and tv != 1.0 and tv != -1.0:
+                            bad = j
+                            break
+                    elif not (tv <= 1.0) or tv == -INFINITY:
                         bad = j
                         break
-                elif not (tv <= 1.0) or tv == -INFINITY:
-                    bad = j
-                    break
+            if bad < 0 and blk_pos:
+                for j in range(j0, j1):
+                    if <double> t[j] > 0.0:
+                        if npos == cap:
+                            cap = 2 * cap
+                            tmp = <int64_t*> realloc(buf, cap * sizeof(int64_t))
+                            if tmp == NULL:
+                                oom = True
+                                break
+                            buf = tmp
+                        buf[npos] = j
+                        npos += 1
+            j0 = j1
     if oom:
         free(buf)
         raise MemoryError()
@@ -205,10 +228,11 @@ cdef inline Py_ssize_t find_bucket(double v, const double* E, const double* Er, 
     return lo
 
 
-cdef inline Py_ssize_t _bin_segment(const floating* x, const target_t* t, Py_ssize_t j0,
-                                    Py_ssize_t j1, const double* E, const double* Er,
-                                    Py_ssize_t M, const int32_t* lut, Py_ssize_t K,
-                                    double inv_w, int64_t* cnt, double* sm) noexcept nogil:
+cdef inline Py_ssize_t _bin_segment(const floating* x, const target_t* t, bucket_t* ids,
+                                    Py_ssize_t j0, Py_ssize_t j1, const double* E,
+                                    const double* Er, Py_ssize_t M, const int32_t* lut,
+                                    Py_ssize_t K, double inv_w, int64_t* cnt,
+                                    double* sm) noexcept nogil:
     # one segment of bin_negatives; returns the first non-finite index, or -1
     cdef Py_ssize_t j, b
     cdef double v, e0 = E[0]
@@ -216,23 +240,24 @@ cdef inline Py_ssize_t _bin_segment(const floating* x, const target_t* t, Py_ssi
         v = x[j]
         if not (v - v == 0.0):
             return j
+        b = 0
         if t[j] == 0:
             if v >= e0:
                 b = find_bucket(v, E, Er, M, lut, K, e0, inv_w)
-                cnt[b] += 1
                 if b > 0:
                     sm[b] += v - E[b - 1]
-            else:
-                cnt[0] += 1
+            cnt[b] += 1
+        ids[j] = <bucket_t> b
     return -1
 
 
-def bin_negatives(const floating[::1] x, const target_t[::1] t,
+def bin_negatives(const floating[::1] x, const target_t[::1] t, bucket_t[::1] ids,
                   const double[::1] E, const double[::1] Er, const int32_t[::1] lut,
                   double inv_w, int64_t[::1] counts, double[::1] offsum,
                   Py_ssize_t segments, int threads):
-    """Histogram the negatives (t == 0) over the exact-threshold buckets, and check every
-    logit.
+    """Histogram the negatives (t == 0) over the exact-threshold buckets, record every entry's
+    bucket in ``ids`` (0 for entries that are not negatives: they get no update from the
+    scatter), and check every logit.
 
     ``counts[b]`` (b >= 0) and ``offsum[b] = sum (x_j - E[b-1])`` (b >= 1, every term >= 0) are
     accumulated; both must be zeroed by the caller.  The entries are cut into ``segments`` fixed
@@ -250,7 +275,7 @@ def bin_negatives(const floating[::1] x, const target_t[::1] t,
     if S == 1:
         # no private histograms: accumulate straight into the outputs
         with nogil:
-            bad = _bin_segment(&x[0], &t[0], 0, n, &E[0], &Er[0], M, &lut[0], K, inv_w,
+            bad = _bin_segment(&x[0], &t[0], &ids[0], 0, n, &E[0], &Er[0], M, &lut[0], K, inv_w,
                                &counts[0], &offsum[0])
         return bad
     cnt = <int64_t*> calloc(S * nb, sizeof(int64_t))
@@ -264,9 +289,9 @@ def bin_negatives(const floating[::1] x, const target_t[::1] t,
     seg = (n + S - 1) // S
     with nogil:
         for s in prange(S, schedule="dynamic", chunksize=1, num_threads=threads):
-            first_bad[s] = _bin_segment(&x[0], &t[0], min(s * seg, n), min((s + 1) * seg, n),
-                                        &E[0], &Er[0], M, &lut[0], K, inv_w,
-                                        &cnt[s * nb], &sm[s * nb])
+            first_bad[s] = _bin_segment(&x[0], &t[0], &ids[0], min(s * seg, n),
+                                        min((s + 1) * seg, n), &E[0], &Er[0], M, &lut[0], K,
+                                        inv_w, &cnt[s * nb], &sm[s * nb])
         for s in range(S):
             if first_bad[s] >= 0:
                 bad = first_bad[s]
@@ -281,254 +306,399 @@ def bin_negatives(const floating[::1] x, const target_t[::1] t,
     return bad
 
 
-def bucket_ids(const floating[::1] x, const target_t[::1] t, const double[::1] E,
-               const double[::1] Er, const int32_t[::1] lut, double inv_w, int64_t[::1] ids):
-    """ids[j] = bucket of negative j (0 below every threshold), -1 for entries that are not
-    negatives.  Logits are finite (checked by the binning pass)."""
-    cdef Py_ssize_t n = x.shape[0], M = E.shape[0] - 2, K = lut.shape[0] - 1, j
-    cdef double v, e0 = E[0]
-    with nogil:
-        for j in range(n):
-            if t[j] == 0:
-                v = x[j]
-                ids[j] = find_bucket(v, &E[0], &Er[0], M, &lut[0], K, e0, inv_w) \
-                    if v >= e0 else 0
-            else:
-                ids[j] = -1
-
-
-cdef inline void _scatter_range(const floating* x, const target_t* t, Py_ssize_t j0,
-                                Py_ssize_t j1, const double* E, const double* Er, Py_ssize_t M,
-                                const int32_t* lut, Py_ssize_t K, double inv_w,
-                                const double* A, const double* B, floating* out,
-                                floating* out2, bint both, bint divide,
-                                double delta) noexcept nogil:
+cdef inline void _scatter_range(const floating* x, const bucket_t* ids, Py_ssize_t j0,
+                                Py_ssize_t j1, const double* E, const double* A,
+                                const double* B, floating* out, floating* out2, bint both,
+                                bint divide, double delta) noexcept nogil:
     cdef Py_ssize_t j, b
-    cdef double v, g, e0 = E[0]
+    cdef double g
     for j in range(j0, j1):
-        if t[j] == 0:
-            v = x[j]
-            if v >= e0:
-                b = find_bucket(v, E, Er, M, lut, K, e0, inv_w)
-                if b > 0:
-                    g = A[b]
-                    if B[b] != 0.0:  # buckets outside every window read A only
-                        if divide:
-                            g = g + B[b] * ((v - E[b - 1]) / delta)
-                        else:
-                            g = g + B[b] * (v - E[b - 1])
-                    if g != 0.0:
-                        out[j] = <floating> g
-                        if both:
-                            out2[j] = <floating> g
+        b = ids[j]
+        if b > 0:
+            g = A[b]
+            if B[b] != 0.0:  # buckets outside every window read A only
+                if divide:
+                    g = g + B[b] * ((x[j] - E[b - 1]) / delta)
+                else:
+                    g = g + B[b] * (x[j] - E[b - 1])
+            if g != 0.0:
+                out[j] = <floating> g
+                if both:
+                    out2[j] = <floating> g
 
 
-def scatter_negatives(const floating[::1] x, const target_t[::1] t, const double[::1] E,
-                      const double[::1] Er, const int32_t[::1] lut, double inv_w,
+def scatter_negatives(const floating[::1] x, const bucket_t[::1] ids, const double[::1] E,
                       const double[::1] A, const double[::1] B, floating[::1] out,
                       floating[::1] out2, bint both, bint divide, double delta, int threads):
-    """Write the gradient of every negative: g_j = A[b] + B[b] (x_j - E[b-1]) on bucket b >= 1
-    (``divide``: A[b] + B[b] (x_j - E[b-1]) / delta, for a delta so small that 1/delta
-    overflows).  Entries that are not negatives, bucket 0 and zero gradients are not written
-    (the caller passes zeroed outputs).  With ``both`` the value is written to ``out2`` too."""
-    cdef Py_ssize_t n = x.shape[0], M = E.shape[0] - 2, K = lut.shape[0] - 1
-    cdef Py_ssize_t chunk = 65536, nchunks = (n + chunk - 1) // chunk, c
+    """Write the gradient of every negative of bucket b = ids[j] >= 1:
+    g_j = A[b] + B[b] (x_j - E[b-1])  (``divide``: A[b] + B[b] (x_j - E[b-1]) / delta, for a
+    delta so small that 1/delta overflows).  Entries with id 0 and zero gradients are not
+    written (the caller passes zeroed outputs).  With ``both`` the value goes to ``out2`` too."""
+    cdef Py_ssize_t n = x.shape[0], chunk = 65536, nchunks, c
     if n == 0:
         return
+    nchunks = (n + chunk - 1) // chunk
     with nogil:
         if threads > 1:
             for c in prange(nchunks, schedule="dynamic", chunksize=1, num_threads=threads):
-                _scatter_range(&x[0], &t[0], c * chunk, min((c + 1) * chunk, n), &E[0], &Er[0],
-                               M, &lut[0], K, inv_w, &A[0], &B[0], &out[0], &out2[0], both,
-                               divide, delta)
+                _scatter_range(&x[0], &ids[0], c * chunk, min((c + 1) * chunk, n), &E[0], &A[0],
+                               &B[0], &out[0], &out2[0], both, divide, delta)
         else:
-            _scatter_range(&x[0], &t[0], 0, n, &E[0], &Er[0], M, &lut[0], K, inv_w, &A[0],
-                           &B[0], &out[0], &out2[0], both, divide, delta)
+            _scatter_range(&x[0], &ids[0], 0, n, &E[0], &A[0], &B[0], &out[0], &out2[0], both,
+                           divide, delta)
 
 
 # --------------------------------------------------------------------------------------------
-# Window sums on a segment tree with local references (only non-negative terms are added)
+# Exact thresholds of sorted positives: merge the lower (x - delta) and upper (x + delta) lists,
+# each already sorted by the real value s + e, in O(P).
+# --------------------------------------------------------------------------------------------
+
+cdef inline bint _pair_le(double s1, double e1, double s2, double e2) noexcept nogil:
+    return s1 < s2 or (s1 == s2 and e1 <= e2)
+
+
+def merge_thresholds(const double[::1] ls, const double[::1] le, const double[::1] hs,
+                     const double[::1] he, double[::1] s, double[::1] e, int64_t[::1] lo,
+                     int64_t[::1] hi):
+    """Merge two sorted threshold lists (pairs compared as reals s + e) into ``s, e`` (length
+    2P), and give each input threshold its rank #{T <= it} in the merged list."""
+    cdef Py_ssize_t P = ls.shape[0], i = 0, j = 0, k = 0, g
+    cdef int64_t* slot = <int64_t*> malloc(2 * P * sizeof(int64_t))
+    if slot == NULL:
+        raise MemoryError()
+    with nogil:
+        while i < P or j < P:
+            if j >= P or (i < P and _pair_le(ls[i], le[i], hs[j], he[j])):
+                s[k] = ls[i]
+                e[k] = le[i]
+                slot[k] = i
+                i += 1
+            else:
+                s[k] = hs[j]
+                e[k] = he[j]
+                slot[k] = P + j
+                j += 1
+            k += 1
+        # rank = one past the last threshold equal to it
+        g = 2 * P
+        for k in range(2 * P - 1, -1, -1):
+            if k < 2 * P - 1 and not (s[k] == s[k + 1] and e[k] == e[k + 1]):
+                g = k + 1
+            if slot[k] < P:
+                lo[slot[k]] = g
+            else:
+                hi[slot[k] - P] = g
+    free(slot)
+
+
+# --------------------------------------------------------------------------------------------
+# Window sums that only add non-negative terms.
 #
-# Leaves p < n carry a key (sorted ascending), weights W[p, ch] >= 0 and offsets O[p, ch] =
-# sum w (x - key_p) / delta >= 0 of the members they aggregate (0 for a single member).  A node's
-# key is the key of its leftmost leaf, its O the members' offsets from that key, divided by
-# delta.  For a query point q and a leaf range, every canonical node v adds
-#     O_v + W_v ((key_v - q) + delta) / delta,
-# which is >= 0 inside q's window [q - delta, q + delta): no prefix difference, no cancellation.
+# An aggregate of consecutive members (sorted keys) is (W, O, L): the weights, the members'
+# offsets sum w (x - L) / delta >= 0, and the reference L = the smallest key.  Joining a left
+# aggregate A and a right one B gives (W_A + W_B, O_A + O_B + W_B (L_B - L_A)/delta, L_A): every
+# term >= 0.  A query point q whose window [q - delta, q + delta) holds the aggregate gets
+#     sum_k w_k (x_k - q + delta) / delta = O + W ((L - q) + delta) / delta,
+# again a sum of non-negative terms: no prefix difference, no cancellation, whatever the spreads.
+#
+# Static sets (every member present): the windows of sorted queries slide monotonically, and a
+# two-stack sliding-window aggregate (front stack of suffix aggregates, back stack of one running
+# aggregate) answers every query with O(1) joins: O(n + Q) in all.
+# Growing sets (the IoU and class sweeps): a segment tree over the member positions, one node
+# = one aggregate; O(log n) per insertion and per query.
 # Nodes outside every window may hold inf offsets (huge spans, tiny delta); queries never read
 # them, and zero weights are skipped (no 0 * inf).
 # --------------------------------------------------------------------------------------------
 
+cdef enum:
+    MAXCH = 2  # at most two weight channels per aggregate
+
+
+cdef inline void _join_right(double* W, double* O, double L, const double* W2, const double* O2,
+                             double L2, Py_ssize_t m, double delta) noexcept nogil:
+    """(W, O, L) := (W, O, L) joined with the aggregate (W2, O2, L2) on its right."""
+    cdef Py_ssize_t ch
+    cdef double f = (L2 - L) / delta
+    for ch in range(m):
+        O[ch] = O[ch] + O2[ch]
+        if W2[ch] != 0.0:
+            O[ch] = O[ch] + W2[ch] * f
+        W[ch] = W[ch] + W2[ch]
+
+
+def sliding_window_sums(const double[::1] key, const double[:, ::1] W, const double[:, ::1] O,
+                        const double[::1] qx, const int64_t[::1] qlo, const int64_t[::1] qhi,
+                        double delta, double[:, ::1] out):
+    """out[q, ch] = (sum_{k in [qlo_q, qhi_q)} O[k,ch] + W[k,ch] ((key_k - qx_q) + delta)/delta) / 2
+    for queries whose windows [qlo, qhi) are non-decreasing in both ends (sorted queries).
+
+    ``key`` sorted ascending; W, O (n, m) with m <= 2, non-negative (O in units of delta).
+    With ``[qlo, qhi)`` the query's window this is the affine part of sum_k w_k H(x_k - qx)."""
+    cdef Py_ssize_t n = key.shape[0], m = W.shape[1], Q = qx.shape[0]
+    cdef Py_ssize_t q, k, ch, l = 0, r = 0, mid = 0, a, b
+    cdef double Wb[MAXCH]
+    cdef double Ob[MAXCH]
+    cdef double Wq[MAXCH]
+    cdef double Oq[MAXCH]
+    cdef double Lb = 0.0, f
+    cdef double* fW
+    cdef double* fO
+    if Q == 0:
+        return
+    if n == 0:
+        for q in range(Q):
+            for ch in range(m):
+                out[q, ch] = 0.0
+        return
+    fW = <double*> malloc(n * m * sizeof(double))
+    fO = <double*> malloc(n * m * sizeof(double))
+    if fW == NULL or fO == NULL:
+        free(fW)
+        free(fO)
+        raise MemoryError()
+    for ch in range(m):
+        Wb[ch] = 0.0
+        Ob[ch] = 0.0
+    with nogil:
+        for q in range(Q):
+            a = qlo[q]
+            b = qhi[q]
+            if b <= a:
+                for ch in range(m):
+                    out[q, ch] = 0.0
+                continue
+            if a >= r:  # no overlap with the current window: start afresh at a
+                l = a
+                r = a
+                mid = a
+                for ch in range(m):
+                    Wb[ch] = 0.0
+                    Ob[ch] = 0.0
+            while r < b:  # push onto the back stack
+                if r == mid:
+                    Lb = key[r]
+                    for ch in range(m):
+                        Wb[ch] = W[r, ch]
+                        Ob[ch] = O[r, ch]
+                else:
+                    _join_right(Wb, Ob, Lb, &W[r, 0], &O[r, 0], key[r], m, delta)
+                r += 1
+            if a > l:  # pop from the front
+                l = a
+                if l >= mid:  # front exhausted: [l, r) becomes the front, with suffix aggregates
+                    for k in range(r - 1, l - 1, -1):
+                        for ch in range(m):
+                            fW[k * m + ch] = W[k, ch]
+                            fO[k * m + ch] = O[k, ch]
+                        if k + 1 < r:
+                            _join_right(&fW[k * m], &fO[k * m], key[k], &fW[(k + 1) * m],
+                                        &fO[(k + 1) * m], key[k + 1], m, delta)
+                    mid = r
+                    for ch in range(m):
+                        Wb[ch] = 0.0
+                        Ob[ch] = 0.0
+            # the window [l, r) = front [l, mid) joined with back [mid, r)
+            if l < mid:
+                for ch in range(m):
+                    Wq[ch] = fW[l * m + ch]
+                    Oq[ch] = fO[l * m + ch]
+                if r > mid:
+                    _join_right(Wq, Oq, key[l], Wb, Ob, Lb, m, delta)
+            else:
+                for ch in range(m):
+                    Wq[ch] = Wb[ch]
+                    Oq[ch] = Ob[ch]
+            f = ((key[l] - qx[q]) + delta) / delta
+            for ch in range(m):
+                out[q, ch] = 0.5 * (Oq[ch] + (Wq[ch] * f if Wq[ch] != 0.0 else 0.0))
+    free(fW)
+    free(fO)
+
+
+cdef inline void _join_left(double* C, double* O, double R, double C2, double O2,
+                            double R2, double delta) noexcept nogil:
+    """Right-anchored aggregates (C, O = sum c (R - x) / delta, R = largest key): (C, O, R) :=
+    the aggregate (C2, O2, R2) on its left joined with it."""
+    O[0] = O[0] + O2
+    if C2 != 0.0:
+        O[0] = O[0] + C2 * ((R - R2) / delta)
+    C[0] = C[0] + C2
+
+
+def window_coefficients(const double[::1] xq, const double[::1] c, const double[::1] L,
+                        const int64_t[::1] ilo, const int64_t[::1] ihi, double delta,
+                        double[::1] tagC, double[::1] tagO):
+    """For every bucket b with left key L_b and the positives [ilo_b, ihi_b) whose windows hold
+    it (both ends non-decreasing in b; ``xq`` sorted ascending, ``c >= 0``):
+    tagC[b] = sum_i c_i and tagO[b] = sum_i c_i ((L_b - x_i) + delta) / delta, so that
+    sum_i c_i H(x - x_i) = (tagO[b] + tagC[b] (x - L_b) / delta) / 2 on bucket b.  A two-stack
+    sliding aggregate with the largest key as reference: only non-negative terms are added."""
+    cdef Py_ssize_t M = L.shape[0], P = xq.shape[0], b, k, l = 0, r = 0, mid = 0, a, e
+    cdef double Cb = 0.0, Ob = 0.0, Rb = 0.0, Cq, Oq, Rq
+    cdef double* fC
+    cdef double* fO
+    if M == 0:
+        return
+    fC = <double*> malloc((P + 1) * sizeof(double))
+    fO = <double*> malloc((P + 1) * sizeof(double))
+    if fC == NULL or fO == NULL:
+        free(fC)
+        free(fO)
+        raise MemoryError()
+    with nogil:
+        for b in range(M):
+            a = ilo[b]
+            e = ihi[b]
+            if e <= a:
+                tagC[b] = 0.0
+                tagO[b] = 0.0
+                continue
+            if a >= r:
+                l = a
+                r = a
+                mid = a
+                Cb = 0.0
+                Ob = 0.0
+            while r < e:  # push x_r on the right: the reference moves to x_r
+                if r == mid:
+                    Cb = c[r]
+                    Ob = 0.0
+                else:
+                    Ob = Ob + (Cb * ((xq[r] - Rb) / delta) if Cb != 0.0 else 0.0)
+                    Cb = Cb + c[r]
+                Rb = xq[r]
+                r += 1
+            if a > l:
+                l = a
+                if l >= mid:  # suffix aggregates of [k, r), reference x_{r-1}
+                    fC[r - 1] = c[r - 1]
+                    fO[r - 1] = 0.0
+                    for k in range(r - 2, l - 1, -1):
+                        fC[k] = fC[k + 1] + c[k]
+                        fO[k] = fO[k + 1] + (c[k] * ((xq[r - 1] - xq[k]) / delta)
+                                             if c[k] != 0.0 else 0.0)
+                    mid = r
+                    Cb = 0.0
+                    Ob = 0.0
+            if l < mid:
+                Cq = fC[l]
+                Oq = fO[l]
+                Rq = xq[mid - 1]
+                if r > mid:  # the back aggregate is on the right: the reference moves to Rb
+                    Oq = Oq + Ob + (Cq * ((Rb - Rq) / delta) if Cq != 0.0 else 0.0)
+                    Cq = Cq + Cb
+                    Rq = Rb
+            else:
+                Cq = Cb
+                Oq = Ob
+                Rq = Rb
+            tagC[b] = Cq
+            tagO[b] = Oq + (Cq * (((L[b] - Rq) + delta) / delta) if Cq != 0.0 else 0.0)
+    free(fC)
+    free(fO)
+
+
 cdef struct Tree:
     Py_ssize_t S        # number of leaves (power of two)
     Py_ssize_t m        # channels
-    double* key         # 2S
-    double* W           # 2S * m
-    double* O           # 2S * m
+    Py_ssize_t st       # doubles per node: key, W[m], O[m]
+    double* nd          # 2S nodes
     double delta
-
-
-cdef inline double _per_delta(const Tree* T, double diff) noexcept nogil:
-    # a true division (not a product with 1/delta): exact ratios such as delta/delta stay exact,
-    # and 1/delta would overflow for subnormal delta
-    return diff / T.delta
 
 
 cdef int _tree_init(Tree* T, const double* key, Py_ssize_t n, Py_ssize_t m,
                     double delta) noexcept nogil:
-    cdef Py_ssize_t S = 1, v, p
+    cdef Py_ssize_t S = 1, v, p, st = 1 + 2 * m
     while S < n:
         S <<= 1
     T.S = S
     T.m = m
+    T.st = st
     T.delta = delta
-    T.key = <double*> malloc(2 * S * sizeof(double))
-    T.W = <double*> calloc(2 * S * m, sizeof(double))
-    T.O = <double*> calloc(2 * S * m, sizeof(double))
-    if T.key == NULL or T.W == NULL or T.O == NULL:
-        free(T.key)
-        free(T.W)
-        free(T.O)
+    T.nd = <double*> calloc(2 * S * st, sizeof(double))
+    if T.nd == NULL:
         return -1
     for p in range(S):
-        T.key[S + p] = key[p] if p < n else key[n - 1]
+        T.nd[(S + p) * st] = key[p] if p < n else key[n - 1]
     for v in range(S - 1, 0, -1):
-        T.key[v] = T.key[2 * v]
+        T.nd[v * st] = T.nd[2 * v * st]
     return 0
 
 
-cdef void _tree_free(Tree* T) noexcept nogil:
-    free(T.key)
-    free(T.W)
-    free(T.O)
-
-
-cdef void _tree_build(Tree* T, const double* W, const double* O, Py_ssize_t n) noexcept nogil:
-    """Static build: all n leaves present."""
-    cdef Py_ssize_t S = T.S, m = T.m, p, v, ch, l, r
-    cdef double w
-    for p in range(n):
-        for ch in range(m):
-            T.W[(S + p) * m + ch] = W[p * m + ch]
-            T.O[(S + p) * m + ch] = O[p * m + ch]
-    for v in range(S - 1, 0, -1):
-        l = 2 * v
-        r = 2 * v + 1
-        for ch in range(m):
-            w = T.W[r * m + ch]
-            T.W[v * m + ch] = T.W[l * m + ch] + w
-            T.O[v * m + ch] = T.O[l * m + ch] + T.O[r * m + ch]
-            if w != 0.0:
-                T.O[v * m + ch] += w * _per_delta(T, T.key[r] - T.key[v])
-
-
-cdef void _tree_insert(Tree* T, Py_ssize_t p, const double* w, const double* o) noexcept nogil:
-    cdef Py_ssize_t m = T.m, v = T.S + p, ch
-    cdef double kp = T.key[v], dist
+cdef void _tree_insert(Tree* T, Py_ssize_t p, const double* w) noexcept nogil:
+    """Add member p (a single point: offset 0 at its own key) with weights w."""
+    cdef Py_ssize_t m = T.m, st = T.st, v = T.S + p, ch
+    cdef double kp = T.nd[v * st], f
+    cdef double* node
     for ch in range(m):
-        T.W[v * m + ch] += w[ch]
-        T.O[v * m + ch] += o[ch]
+        T.nd[v * st + 1 + ch] += w[ch]
     v >>= 1
     while v >= 1:
-        dist = _per_delta(T, kp - T.key[v])
+        node = &T.nd[v * st]
+        f = (kp - node[0]) / T.delta if T.delta > 0.0 else 0.0
         for ch in range(m):
-            T.W[v * m + ch] += w[ch]
+            node[1 + ch] += w[ch]
             if w[ch] != 0.0:
-                T.O[v * m + ch] += o[ch] + w[ch] * dist
-            else:
-                T.O[v * m + ch] += o[ch]
+                node[1 + m + ch] += w[ch] * f
         v >>= 1
 
 
-cdef void _tree_query(const Tree* T, double q, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t end,
+cdef inline void _node_window(const Tree* T, Py_ssize_t v, double q, double* win) noexcept nogil:
+    cdef Py_ssize_t m = T.m, ch
+    cdef const double* node = &T.nd[v * T.st]
+    cdef double f = ((node[0] - q) + T.delta) / T.delta
+    for ch in range(m):
+        if node[1 + ch] != 0.0:
+            win[ch] += node[1 + m + ch] + node[1 + ch] * f
+
+
+cdef void _tree_query(const Tree* T, double q, Py_ssize_t lo, Py_ssize_t hi,
                       double* out) noexcept nogil:
-    """out[ch] = sum_{[hi, end)} W + (sum over the window [lo, hi) of node terms) / 2."""
-    cdef Py_ssize_t m = T.m, S = T.S, l, r, ch, v
-    cdef double f
-    cdef double above[2]
-    cdef double win[2]
+    """out[ch] = sum_{[hi, S)} W + (sum over the window [lo, hi) of node terms) / 2."""
+    cdef Py_ssize_t m = T.m, S = T.S, st = T.st, l, r, ch, v
+    cdef double above[MAXCH]
+    cdef double win[MAXCH]
     for ch in range(m):
         above[ch] = 0.0
         win[ch] = 0.0
-    l = hi + S
-    r = end + S
-    while l < r:
-        if l & 1:
-            for ch in range(m):
-                above[ch] += T.W[l * m + ch]
-            l += 1
-        if r & 1:
-            r -= 1
-            for ch in range(m):
-                above[ch] += T.W[r * m + ch]
-        l >>= 1
-        r >>= 1
+    # above: walking up from leaf hi, every right sibling of a left child lies above hi
+    v = hi + S
+    if hi < S:
+        for ch in range(m):
+            above[ch] += T.nd[v * st + 1 + ch]
+        while v > 1:
+            if not (v & 1):
+                for ch in range(m):
+                    above[ch] += T.nd[(v + 1) * st + 1 + ch]
+            v >>= 1
     l = lo + S
     r = hi + S
     while l < r:
         if l & 1:
-            v = l
+            _node_window(T, l, q, win)
             l += 1
-            f = _per_delta(T, (T.key[v] - q) + T.delta)
-            for ch in range(m):
-                if T.W[v * m + ch] != 0.0:
-                    win[ch] += T.O[v * m + ch] + T.W[v * m + ch] * f
         if r & 1:
             r -= 1
-            v = r
-            f = _per_delta(T, (T.key[v] - q) + T.delta)
-            for ch in range(m):
-                if T.W[v * m + ch] != 0.0:
-                    win[ch] += T.O[v * m + ch] + T.W[v * m + ch] * f
+            _node_window(T, r, q, win)
         l >>= 1
         r >>= 1
     for ch in range(m):
         out[ch] = above[ch] + 0.5 * win[ch]
 
 
-def static_window_sums(const double[::1] key, const double[:, ::1] W, const double[:, ::1] O,
-                       const double[::1] qx, const int64_t[::1] qlo, const int64_t[::1] qhi,
-                       const int64_t[::1] qend, double delta, double[:, ::1] out, int threads):
-    """For every query q: out[q] = sum_{leaves [qhi, qend)} W
-    + sum_{leaves [qlo, qhi)} (O + W ((key - qx) + delta) / delta) / 2, i.e.
-    sum_k w_k H_delta(x_k - qx) when [qlo, qhi) is qx's window and [qhi, qend) lies above it.
-
-    ``key`` sorted ascending (n >= 1 leaves); W, O of shape (n, m), m <= 2."""
-    cdef Tree T
-    cdef Py_ssize_t n = key.shape[0], m = W.shape[1], Q = qx.shape[0], q
-    if n == 0 or Q == 0:
-        return
-    if _tree_init(&T, &key[0], n, m, delta) != 0:
-        raise MemoryError()
-    with nogil:
-        _tree_build(&T, &W[0, 0], &O[0, 0], n)
-        if threads > 1:
-            for q in prange(Q, schedule="static", num_threads=threads):
-                _tree_query(&T, qx[q], qlo[q], qhi[q], qend[q], &out[q, 0])
-        else:
-            for q in range(Q):
-                _tree_query(&T, qx[q], qlo[q], qhi[q], qend[q], &out[q, 0])
-    _tree_free(&T)
-
-
 def sweep_window_sums(const double[::1] key, const double[:, ::1] W, const int64_t[::1] order,
-                      const int64_t[::1] group_ptr, const double[::1] qx,
-                      const int64_t[::1] qlo, const int64_t[::1] qhi, const int64_t[::1] qend,
-                      bint strict, double delta, double[:, ::1] out, double[:, ::1] out_all,
-                      bint query_all):
-    """Window sums over a growing set: the leaves ``order[group_ptr[g]:group_ptr[g+1]]`` form
-    group g (leaf p is also query p).  Groups are processed in order; with ``strict`` a group is
-    queried before it is inserted (it sees the earlier groups only), otherwise after (it also sees
-    itself).  out[p] is the query of leaf p, as in :func:`static_window_sums`.  With
-    ``query_all``, out_all[p] is the query of leaf p on the final tree (every leaf inserted): the
-    same additions in the same order as the last group's queries, so sums over equal sets are
-    bitwise equal."""
+                      const int64_t[::1] group_ptr, const int64_t[::1] qlo,
+                      const int64_t[::1] qhi, bint strict, double delta, double[:, ::1] out):
+    """Window sums over a growing set of members, which are also the queries (member p has key
+    ``key[p]``, sorted ascending, and the window [qlo_p, qhi_p) of its own key).
+
+    The members ``order[group_ptr[g]:group_ptr[g+1]]`` form group g.  Groups are processed in
+    order; with ``strict`` a group is queried before it is inserted (it sees the earlier groups
+    only), otherwise after (it also sees itself).  out[p, ch] = sum over the members present of
+    W[k, ch] H_delta(key_k - key_p).  A segment tree: O(log n) per insertion and query."""
     cdef Tree T
     cdef Py_ssize_t n = key.shape[0], m = W.shape[1], G = group_ptr.shape[0] - 1
-    cdef Py_ssize_t g, k, p, ch
-    cdef double zero[2]
-    zero[0] = 0.0
-    zero[1] = 0.0
+    cdef Py_ssize_t g, k, p
     if n == 0:
         return
     if _tree_init(&T, &key[0], n, m, delta) != 0:
@@ -538,66 +708,14 @@ def sweep_window_sums(const double[::1] key, const double[:, ::1] W, const int64
             if strict:
                 for k in range(group_ptr[g], group_ptr[g + 1]):
                     p = order[k]
-                    _tree_query(&T, qx[p], qlo[p], qhi[p], qend[p], &out[p, 0])
+                    _tree_query(&T, key[p], qlo[p], qhi[p], &out[p, 0])
             for k in range(group_ptr[g], group_ptr[g + 1]):
-                p = order[k]
-                _tree_insert(&T, p, &W[p, 0], zero)
+                _tree_insert(&T, order[k], &W[order[k], 0])
             if not strict:
                 for k in range(group_ptr[g], group_ptr[g + 1]):
                     p = order[k]
-                    _tree_query(&T, qx[p], qlo[p], qhi[p], qend[p], &out[p, 0])
-        if query_all:
-            for p in range(n):
-                _tree_query(&T, qx[p], qlo[p], qhi[p], qend[p], &out_all[p, 0])
-    _tree_free(&T)
-
-
-def window_coefficients(const double[::1] key, const int64_t[::1] lo, const int64_t[::1] hi,
-                        const double[::1] qx, const double[::1] c, double delta,
-                        double[::1] tagC, double[::1] tagO):
-    """Range-add, then push down: for every leaf b,
-    tagC[b] = sum_{i : lo_i <= b < hi_i} c_i  and
-    tagO[b] = sum_{i : lo_i <= b < hi_i} c_i ((key_b - qx_i) + delta) / delta,
-    so that sum_i c_i H_delta(x - qx_i) over those i equals (tagO[b] + tagC[b] (x - key_b)/delta)/2
-    for x in leaf b.  Every addition is of non-negative terms (c >= 0)."""
-    cdef Tree T
-    cdef Py_ssize_t n = key.shape[0], P = qx.shape[0], S, i, l, r, v, p
-    cdef double ci, f
-    if n == 0:
-        return
-    if _tree_init(&T, &key[0], n, 1, delta) != 0:
-        raise MemoryError()
-    S = T.S
-    with nogil:
-        for i in range(P):
-            ci = c[i]
-            if ci == 0.0 or lo[i] >= hi[i]:
-                continue
-            l = lo[i] + S
-            r = hi[i] + S
-            while l < r:
-                if l & 1:
-                    T.W[l] += ci
-                    T.O[l] += ci * _per_delta(&T, (T.key[l] - qx[i]) + delta)
-                    l += 1
-                if r & 1:
-                    r -= 1
-                    T.W[r] += ci
-                    T.O[r] += ci * _per_delta(&T, (T.key[r] - qx[i]) + delta)
-                l >>= 1
-                r >>= 1
-        for v in range(1, S):
-            ci = T.W[v]
-            if ci != 0.0:
-                f = T.O[v]
-                T.W[2 * v] += ci
-                T.O[2 * v] += f
-                T.W[2 * v + 1] += ci
-                T.O[2 * v + 1] += f + ci * _per_delta(&T, T.key[2 * v + 1] - T.key[v])
-        for p in range(n):
-            tagC[p] = T.W[S + p]
-            tagO[p] = T.O[S + p]
-    _tree_free(&T)
+                    _tree_query(&T, key[p], qlo[p], qhi[p], &out[p, 0])
+    free(T.nd)
 
 
 # --------------------------------------------------------------------------------------------

@@ -174,7 +174,7 @@ def make_buckets(logits, targets, delta=0.5, kind="exact"):
     if kind == "exact":
         # counts and ids only (no window sums): exact for every delta without rescaling;
         # a threshold beyond the float range is +-inf
-        eng = BucketEngine(x, t, x[pos].astype(np.float64), d)
+        eng = BucketEngine(x, t, np.sort(x[pos].astype(np.float64)), d)
         edges, counts = eng.edges, eng.counts
         bucket = eng.bucket_ids()
         sums, means = _member_sums(x, bucket, counts, edges)

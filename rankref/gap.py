@@ -241,7 +241,7 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
         raise_nonfinite(x, "scores")
         return GAPResult(0.0, 0.0, grad.reshape(n, C) if compute_grad else None, w)
 
-    # positives sorted by class (stable): class m occupies [start, stop)
+    # positives sorted by class (stable), for the dense oracle's class loop
     cls_all = y[fg_rows]
     order = np.argsort(cls_all, kind="stable")
     pos = fg_rows[order] * C + cls_all[order]
@@ -265,6 +265,8 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
         t[y < 0] = -1
         t.reshape(-1)[pos] = 1
         t = t.reshape(-1)
+        by_x = np.argsort(xp, kind="stable")  # the engine takes the positives by logit
+        pos, cls, grp, A = pos[by_x], cls[by_x], grp[by_x], A[by_x]
         x, xp, d = rescaled(x, pos, d)
         engine = BucketEngine(x, t, xp, d, name="scores")
         fp = engine.fp()

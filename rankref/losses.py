@@ -161,6 +161,7 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
         sg = sg.astype(gdt).reshape(shape)
         return RankSortResult(rl, sl, rg, sg, rg + sg)
 
+    pos = pos[np.argsort(x[pos], kind="stable")]  # by ascending logit, ties in index order
     x, xp, d = rescaled(x, pos, d)
     tp = t[pos].astype(np.float64)
     terms = _pairs.rs_terms(xp, tp, d)
@@ -253,6 +254,7 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
         loss, g = ap_loss_dense(x, t, d, bool(interpolate))
         return APLossResult(loss, g.astype(gdt).reshape(shape) if compute_grad else None)
 
+    pos = pos[np.argsort(x[pos], kind="stable")]  # by ascending logit, ties in index order
     x, xp, d = rescaled(x, pos, d)
     engine = BucketEngine(x, t, xp, d)
     fp = engine.fp()
@@ -260,9 +262,7 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
     rank = rank_pos + fp
     prec = rank_pos / rank
     if interpolate:
-        order = np.argsort(xp, kind="stable")
-        m = np.empty_like(prec)
-        m[order] = np.maximum.accumulate(prec[order])
+        m = np.maximum.accumulate(prec)  # running maximum over ascending logits
     else:
         m = prec
     if not compute_grad:

@@ -137,9 +137,12 @@ def relaxed_ranks(logits, targets, delta=0.5):
         raise_nonfinite(x)
         empty = np.zeros(0, dtype=np.float64)
         return RelaxedRanks(pos, empty, empty.copy(), empty.copy())
-    x, xp, d = rescaled(x, pos, d)
-    fp = BucketEngine(x, t, xp, d).fp()
-    rank_pos = _pairs.rank_pos(xp, d)
+    order = np.argsort(x[pos], kind="stable")
+    x, xp, d = rescaled(x, pos[order], d)
+    fp = np.empty(pos.shape[0])
+    rank_pos = np.empty(pos.shape[0])
+    fp[order] = BucketEngine(x, t, xp, d).fp()
+    rank_pos[order] = _pairs.rank_pos(xp, d)
     return RelaxedRanks(pos, rank_pos, fp, rank_pos + fp)
 
 
