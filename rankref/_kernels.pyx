@@ -34,19 +34,23 @@ ctypedef fused bucket_t:
 
 cdef extern from *:
     """
+    /* rankref never changes the process-wide OpenMP thread count (with pip torch both load
+       the same libgomp.so.1, so that would change torch's): its choice is private and passed
+       to each parallel region with a num_threads clause.  0 = follow OpenMP's default. */
+    static int rankref_threads = 0;
     #ifdef _OPENMP
     #include <omp.h>
     #define RANKREF_OPENMP 1
-    static void rankref_set_threads(int n) { omp_set_num_threads(n); }
-    static int rankref_max_threads(void) { return omp_get_max_threads(); }
+    static int rankref_max_threads(void) {
+        return rankref_threads > 0 ? rankref_threads : omp_get_max_threads();
+    }
     #else
     #define RANKREF_OPENMP 0
-    static void rankref_set_threads(int n) { (void) n; }
     static int rankref_max_threads(void) { return 1; }
     #endif
     """
     int RANKREF_OPENMP
-    void rankref_set_threads(int n) nogil
+    int rankref_threads
     int rankref_max_threads() nogil
 
 _OPENMP = bool(RANKREF_OPENMP)
@@ -58,15 +62,17 @@ def openmp_enabled():
 
 
 def set_num_threads(int n):
-    """Number of OpenMP threads for the following kernel calls (no effect without OpenMP).
-    Results do not depend on it."""
-    if n < 1:
-        raise ValueError(f"the number of threads must be >= 1, got {n}.")
-    rankref_set_threads(n)
+    """Threads rankref's kernels may use from now on (0: OpenMP's default, i.e.
+    OMP_NUM_THREADS or the number of cores).  Private to rankref: the process-wide OpenMP
+    setting (shared with torch) is left alone.  Results do not depend on it."""
+    global rankref_threads
+    if n < 0:
+        raise ValueError(f"the number of threads must be >= 0, got {n}.")
+    rankref_threads = n
 
 
 def get_num_threads():
-    """Number of OpenMP threads the kernels may use (1 without OpenMP)."""
+    """Threads rankref's kernels may use (1 without OpenMP)."""
     return rankref_max_threads()
 
 

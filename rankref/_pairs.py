@@ -19,7 +19,7 @@ __all__ = ["window", "static_sums", "rs_terms", "rs_sorting_scatter", "rank_pos"
            "other_class_sums", "other_class_scatter", "prototype_fp", "prototype_grad"]
 
 # Crossover between the direct O(P^2) loops and the window sums (bench_ranking.py --pairs).
-DIRECT_MAX_P = 48
+DIRECT_MAX_P = 96
 
 
 def window(keys, q, delta):
