@@ -725,6 +725,229 @@ def sweep_window_sums(const double[::1] key, const double[:, ::1] W, const int64
 
 
 # --------------------------------------------------------------------------------------------
+# Sums over the members of earlier groups (the IoU and class sweeps), offline: a divide and
+# conquer over the groups (CDQ).  Each call splits its groups in two halves by element count,
+# solves both, adds the contributions of the earlier half's members to the later half's queries
+# with one sliding-window pass (both halves sorted by key), and merges the halves by key.  Every
+# level reads and writes its elements sequentially: O(n log G) work, cache-friendly, and again
+# only non-negative terms are added.
+# --------------------------------------------------------------------------------------------
+
+cdef inline bint _below(double x, double s, double e) noexcept nogil:
+    """x < the exact threshold s + e."""
+    return x < s or (x == s and e > 0.0)
+
+
+cdef struct Sweep:
+    const double* key       # n, in (group, key) order
+    const double* W         # n * m
+    const double* ls        # exact thresholds key - delta (s, e) and key + delta
+    const double* le
+    const double* hs
+    const double* he
+    const int64_t* gptr     # group boundaries (G + 1)
+    Py_ssize_t m
+    double delta
+    int64_t* ord            # element order being sorted by key
+    int64_t* tmp
+    double* mk              # members of one step: keys, weights, suffix sums, front aggregates
+    double* mW
+    double* suf
+    double* fW
+    double* fO
+    double* out             # n * m
+
+
+cdef void _cdq_contribute(Sweep* S, Py_ssize_t e0, Py_ssize_t es, Py_ssize_t e1) noexcept nogil:
+    """Add the members ord[e0:es] (sorted by key) to the queries ord[es:e1] (sorted by key)."""
+    cdef Py_ssize_t m = S.m, nm = es - e0, i, k, ch, q, a = 0, b = 0
+    cdef Py_ssize_t l = 0, r = 0, mid = 0
+    cdef double Wb[MAXCH]
+    cdef double Ob[MAXCH]
+    cdef double Wq[MAXCH]
+    cdef double Oq[MAXCH]
+    cdef double Lb = 0.0, f, d = S.delta
+    for i in range(nm):
+        k = S.ord[e0 + i]
+        S.mk[i] = S.key[k]
+        for ch in range(m):
+            S.mW[i * m + ch] = S.W[k * m + ch]
+    for ch in range(m):
+        S.suf[nm * m + ch] = 0.0
+    for i in range(nm - 1, -1, -1):
+        for ch in range(m):
+            S.suf[i * m + ch] = S.suf[(i + 1) * m + ch] + S.mW[i * m + ch]
+    for ch in range(m):
+        Wb[ch] = 0.0
+        Ob[ch] = 0.0
+    for i in range(es, e1):
+        q = S.ord[i]
+        # the window [a, b): members with key in [key_q - delta, key_q + delta)
+        while a < nm and _below(S.mk[a], S.ls[q], S.le[q]):
+            a += 1
+        if b < a:
+            b = a
+        while b < nm and _below(S.mk[b], S.hs[q], S.he[q]):
+            b += 1
+        for ch in range(m):
+            S.out[q * m + ch] += S.suf[b * m + ch]
+        if b <= a:
+            continue
+        # two-stack sliding aggregate over [a, b), as in sliding_window_sums
+        if a >= r:
+            l = a
+            r = a
+            mid = a
+            for ch in range(m):
+                Wb[ch] = 0.0
+                Ob[ch] = 0.0
+        while r < b:
+            if r == mid:
+                Lb = S.mk[r]
+                for ch in range(m):
+                    Wb[ch] = S.mW[r * m + ch]
+                    Ob[ch] = 0.0
+            else:
+                f = (S.mk[r] - Lb) / d
+                for ch in range(m):
+                    if S.mW[r * m + ch] != 0.0:
+                        Ob[ch] += S.mW[r * m + ch] * f
+                    Wb[ch] += S.mW[r * m + ch]
+            r += 1
+        if a > l:
+            l = a
+            if l >= mid:
+                for k in range(r - 1, l - 1, -1):
+                    for ch in range(m):
+                        S.fW[k * m + ch] = S.mW[k * m + ch]
+                        S.fO[k * m + ch] = 0.0
+                    if k + 1 < r:
+                        _join_right(&S.fW[k * m], &S.fO[k * m], S.mk[k], &S.fW[(k + 1) * m],
+                                    &S.fO[(k + 1) * m], S.mk[k + 1], m, d)
+                mid = r
+                for ch in range(m):
+                    Wb[ch] = 0.0
+                    Ob[ch] = 0.0
+        if l < mid:
+            for ch in range(m):
+                Wq[ch] = S.fW[l * m + ch]
+                Oq[ch] = S.fO[l * m + ch]
+            if r > mid:
+                _join_right(Wq, Oq, S.mk[l], Wb, Ob, Lb, m, d)
+        else:
+            for ch in range(m):
+                Wq[ch] = Wb[ch]
+                Oq[ch] = Ob[ch]
+        f = ((S.mk[l] - S.key[q]) + d) / d
+        for ch in range(m):
+            S.out[q * m + ch] += 0.5 * (Oq[ch] + (Wq[ch] * f if Wq[ch] != 0.0 else 0.0))
+
+
+cdef void _cdq(Sweep* S, Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
+    cdef Py_ssize_t e0 = S.gptr[g0], e1 = S.gptr[g1], gm, lo, hi, half, es, i, j, k
+    if g1 - g0 <= 1:
+        return  # one group: already sorted by key (the input is in (group, key) order)
+    # split at the group boundary nearest to the middle element (at least one group a side)
+    half = (e0 + e1) // 2
+    lo = g0 + 1
+    hi = g1 - 1
+    while lo < hi:
+        gm = (lo + hi) // 2
+        if S.gptr[gm] < half:
+            lo = gm + 1
+        else:
+            hi = gm
+    gm = lo
+    if gm > g0 + 1 and half - S.gptr[gm - 1] < S.gptr[gm] - half:
+        gm = gm - 1
+    es = S.gptr[gm]
+    _cdq(S, g0, gm)
+    _cdq(S, gm, g1)
+    _cdq_contribute(S, e0, es, e1)
+    # merge the two halves by key
+    i = e0
+    j = es
+    k = e0
+    while i < es or j < e1:
+        if j >= e1 or (i < es and S.key[S.ord[i]] <= S.key[S.ord[j]]):
+            S.tmp[k] = S.ord[i]
+            i += 1
+        else:
+            S.tmp[k] = S.ord[j]
+            j += 1
+        k += 1
+    for k in range(e0, e1):
+        S.ord[k] = S.tmp[k]
+
+
+def earlier_group_sums(const double[::1] key, const double[:, ::1] W, const int64_t[::1] gptr,
+                       const double[::1] ls, const double[::1] le, const double[::1] hs,
+                       const double[::1] he, double delta, double[:, ::1] out):
+    """out[q, ch] += sum over the members k of the groups before q's of W[k, ch] H(key_k - key_q).
+
+    Elements are in (group, key) order, group g being [gptr[g], gptr[g+1]); (ls, le) and
+    (hs, he) are each element's exact thresholds key - delta and key + delta (for delta = 0 both
+    are the key itself, with e = 0).  O(n log G), sequential memory, non-negative terms only."""
+    cdef Sweep S
+    cdef Py_ssize_t n = key.shape[0], m = W.shape[1], G = gptr.shape[0] - 1, i
+    if n == 0 or G <= 1:
+        return
+    S.key = &key[0]
+    S.W = &W[0, 0]
+    S.ls = &ls[0]
+    S.le = &le[0]
+    S.hs = &hs[0]
+    S.he = &he[0]
+    S.gptr = &gptr[0]
+    S.m = m
+    S.delta = delta
+    S.out = &out[0, 0]
+    S.ord = <int64_t*> malloc(n * sizeof(int64_t))
+    S.tmp = <int64_t*> malloc(n * sizeof(int64_t))
+    S.mk = <double*> malloc(n * sizeof(double))
+    S.mW = <double*> malloc(n * m * sizeof(double))
+    S.suf = <double*> malloc((n + 1) * m * sizeof(double))
+    S.fW = <double*> malloc(n * m * sizeof(double))
+    S.fO = <double*> malloc(n * m * sizeof(double))
+    if (S.ord == NULL or S.tmp == NULL or S.mk == NULL or S.mW == NULL or S.suf == NULL
+            or S.fW == NULL or S.fO == NULL):
+        free(S.ord)
+        free(S.tmp)
+        free(S.mk)
+        free(S.mW)
+        free(S.suf)
+        free(S.fW)
+        free(S.fO)
+        raise MemoryError()
+    with nogil:
+        for i in range(n):
+            S.ord[i] = i
+        _cdq(&S, 0, G)
+    free(S.ord)
+    free(S.tmp)
+    free(S.mk)
+    free(S.mW)
+    free(S.suf)
+    free(S.fW)
+    free(S.fO)
+
+
+def group_suffix_sums(const double[:, ::1] W, const int64_t[::1] gptr, double[:, ::1] out):
+    """out[k] = sum of W over k and the later elements of k's group (added from the group's
+    end: non-negative terms only); out has one extra row per group end handled by the caller
+    through ``end`` indices, so out[gptr[g+1]] is never read for group g."""
+    cdef Py_ssize_t G = gptr.shape[0] - 1, m = W.shape[1], g, k, ch
+    with nogil:
+        for g in range(G):
+            for ch in range(m):
+                out[gptr[g + 1] - 1, ch] = W[gptr[g + 1] - 1, ch] if gptr[g + 1] > gptr[g] \
+                    else 0.0
+            for k in range(gptr[g + 1] - 2, gptr[g] - 1, -1):
+                for ch in range(m):
+                    out[k, ch] = out[k + 1, ch] + W[k, ch]
+
+
+# --------------------------------------------------------------------------------------------
 # Positive-positive terms by direct O(P^2) loops: faster below a small P (the crossover is
 # measured by benchmarks/bench_ranking.py --pairs), and an independent check of the trees.
 # --------------------------------------------------------------------------------------------

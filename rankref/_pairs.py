@@ -63,15 +63,63 @@ def _groups(key):
     return np.concatenate([[0], cut, [key.shape[0]]]).astype(np.int64)
 
 
-def _sweep(keys, W, group_key, ascending, strict, delta, lo, hi):
-    """Sums over the members whose ``group_key`` comes before (strict) or up to (inclusive) the
-    query's own, in ``ascending`` or descending order.  Members are the queries (sorted keys)."""
+def _thresholds(keys, delta):
+    """Each key's exact window thresholds ``key - delta`` and ``key + delta`` as (s, e) pairs
+    (the key itself with e = 0 at delta = 0)."""
+    if delta > 0.0:
+        with np.errstate(over="ignore", invalid="ignore"):
+            ls, le = two_sum(keys, -delta)
+            hs, he = two_sum(keys, delta)
+        return ls, np.where(np.isinf(ls), 0.0, le), hs, np.where(np.isinf(hs), 0.0, he)
+    zero = np.zeros(keys.shape[0])
+    return keys, zero, keys, zero
+
+
+def _by_group(gkey, ascending):
+    """Order of the (key-sorted) elements by group then key, and the group boundaries."""
+    g = gkey if ascending else -gkey
+    order = np.argsort(g, kind="stable")
+    return order, _groups(g[order])
+
+
+def _earlier_groups(keys, W, gkey, ascending, delta):
+    """``sum_k W_k H(keys_k - keys_q)`` over the members k whose group comes strictly before
+    q's, in ``ascending`` or descending order of ``gkey`` (keys sorted ascending)."""
     P, m = W.shape
-    order = np.argsort(group_key if ascending else -group_key, kind="stable").astype(np.int64)
+    order, gptr = _by_group(gkey, ascending)
+    ls, le, hs, he = _thresholds(keys[order], delta)
     out = np.zeros((P, m))
-    _kernels.sweep_window_sums(keys, np.ascontiguousarray(W, dtype=np.float64), order,
-                               _groups(group_key[order]), lo, hi, strict, delta, out)
-    return out
+    _kernels.earlier_group_sums(keys[order], np.ascontiguousarray(W[order], dtype=np.float64),
+                                gptr, ls, le, hs, he, delta, out)
+    res = np.empty((P, m))
+    res[order] = out
+    return res
+
+
+def _within_groups(keys, W, gkey, delta):
+    """``sum_k W_k H(keys_k - keys_q)`` over the members k of q's own group (self included)."""
+    P, m = W.shape
+    order, gptr = _by_group(gkey, True)  # order[i]: the key-sorted index of element i
+    k = keys[order]
+    Wo = np.ascontiguousarray(W[order], dtype=np.float64)
+    grp = np.repeat(np.arange(gptr.shape[0] - 1), np.diff(gptr))
+    end = gptr[grp + 1]
+    # a group keeps the key order, so its members below a threshold are a prefix of its slice:
+    # search the global positions of the thresholds among (group, key-sorted index) pairs
+    glo, ghi = window(keys, k, delta)
+    composite = grp * (P + 1) + order
+    lo = np.searchsorted(composite, grp * (P + 1) + glo, side="left").astype(np.int64)
+    hi = np.searchsorted(composite, grp * (P + 1) + ghi, side="left").astype(np.int64)
+    suf = np.zeros((P, m))
+    _kernels.group_suffix_sums(Wo, gptr, suf)
+    out = np.where((hi < end)[:, None], suf[np.minimum(hi, P - 1)], 0.0)
+    if delta > 0.0:
+        win = np.empty((P, m))
+        _kernels.sliding_window_sums(k, Wo, np.zeros((P, m)), k, lo, hi, delta, win)
+        out += win
+    res = np.empty((P, m))
+    res[order] = out
+    return res
 
 
 def rs_terms(xp, tp, delta):
@@ -81,12 +129,12 @@ def rs_terms(xp, tp, delta):
     P = xp.shape[0]
     if P <= DIRECT_MAX_P:
         return _kernels.rs_positive_terms_direct(xp, tp, delta)
-    lo, hi = window(xp, xp, delta)
     W = np.column_stack([np.ones(P), 1.0 - tp])
     out = np.empty((P, 5))
-    out[:, :2] = static_sums(xp, W, xp, delta, lo, hi)
-    tgt = _sweep(xp, W, tp, False, False, delta, lo, hi)        # t_k >= t_i
-    out[:, 4] = _sweep(xp, W[:, :1], tp, True, True, delta, lo, hi)[:, 0]  # t_k < t_i
+    out[:, :2] = static_sums(xp, W, xp, delta)
+    # t_k >= t_i: the higher IoU groups, plus i's own group
+    tgt = _earlier_groups(xp, W, tp, False, delta) + _within_groups(xp, W, tp, delta)
+    out[:, 4] = _earlier_groups(xp, W[:, :1], tp, True, delta)[:, 0]  # t_k < t_i
     # where nothing below t_i weighs (D = 0 exactly) the two sets sum the same terms: use the
     # same values, so that the sorting error is exactly 0 there
     same = out[:, 4] == 0.0
@@ -96,15 +144,13 @@ def rs_terms(xp, tp, delta):
 
 
 def rs_sorting_scatter(xp, tp, w, delta):
-    """``g_k = sum_{i : t_i > t_k} w_i H(x_k - x_i)``: a strict sweep by descending IoU on
+    """``g_k = sum_{i : t_i > t_k} w_i H(x_k - x_i)``: the higher IoU groups' members on
     ``y = -x`` (``H(x_k - x_i) = H(y_i - y_k)``)."""
     P = xp.shape[0]
     w = np.ascontiguousarray(w, dtype=np.float64)
     if P <= DIRECT_MAX_P:
         return _kernels.rs_sorting_scatter_direct(xp, tp, w, delta)
-    y = -xp[::-1]  # ascending
-    lo, hi = window(y, y, delta)
-    g = _sweep(y, w[::-1].reshape(P, 1), tp[::-1], False, True, delta, lo, hi)
+    g = _earlier_groups(-xp[::-1], w[::-1].reshape(P, 1), tp[::-1], False, delta)
     return g[::-1, 0].copy()
 
 
@@ -117,45 +163,26 @@ def rank_pos(xp, delta):
 
 
 def class_rank(xp, cls, delta):
-    """``sum_{k : cls_k == cls_i} H(x_k - x_i)`` (self included), for positives in any order:
-    the positives sorted by (class, logit), each window clipped to its class."""
-    P = xp.shape[0]
-    g_order = np.argsort(xp, kind="stable")
-    grank = np.empty(P, dtype=np.int64)
-    grank[g_order] = np.arange(P)
-    order = np.lexsort((grank, cls))  # by class, then by logit
-    keys, cl = xp[order], cls[order].astype(np.int64)
-    composite = cl * (P + 1) + grank[order]
-    glo, ghi = window(xp[g_order], keys, delta)  # global positions of the thresholds
-    lo = np.searchsorted(composite, cl * (P + 1) + glo, side="left").astype(np.int64)
-    hi = np.searchsorted(composite, cl * (P + 1) + ghi, side="left").astype(np.int64)
-    end = np.searchsorted(composite, (cl + 1) * (P + 1), side="left")
-    above = (end - hi).astype(np.float64).reshape(P, 1)  # counts: exact
-    out = np.empty(P)
-    out[order] = static_sums(keys, np.ones((P, 1)), keys, delta, lo, hi, above)[:, 0]
-    return out
-
-
-def _other_class(keys, cls_sorted, W, delta):
-    """Sums over the members of the other classes: a strict sweep over the classes in
-    ascending order plus one in descending order (two non-negative parts)."""
-    lo, hi = window(keys, keys, delta)
-    below = _sweep(keys, W, cls_sorted, True, True, delta, lo, hi)
-    above = _sweep(keys, W, cls_sorted, False, True, delta, lo, hi)
-    return below[:, 0] + above[:, 0]
+    """``sum_{k : cls_k == cls_i} H(x_k - x_i)`` (self included)."""
+    return _within_groups(xp, np.ones((xp.shape[0], 1)), cls.astype(np.float64), delta)[:, 0]
 
 
 def other_class_sums(xp, cls, delta):
-    """``sum_{k : cls_k != cls_i} H(x_k - x_i)``: other classes' positives ranked above i."""
-    return _other_class(xp, cls.astype(np.float64), np.ones((xp.shape[0], 1)), delta)
+    """``sum_{k : cls_k != cls_i} H(x_k - x_i)``: other classes' positives ranked above i, as
+    the classes before plus the classes after i's (two non-negative parts)."""
+    W = np.ones((xp.shape[0], 1))
+    c = cls.astype(np.float64)
+    return (_earlier_groups(xp, W, c, True, delta) + _earlier_groups(xp, W, c, False, delta))[:, 0]
 
 
 def other_class_scatter(xp, cls, c, delta):
     """``g_k = sum_{i : cls_i != cls_k} c_i H(x_k - x_i)``: the gradient a positive receives as a
     negative of the other classes (on ``y = -x``)."""
     P = xp.shape[0]
-    c = np.asarray(c, dtype=np.float64)
-    out = _other_class(-xp[::-1], cls[::-1].astype(np.float64), c[::-1].reshape(P, 1), delta)
+    W = np.asarray(c, dtype=np.float64)[::-1].reshape(P, 1)
+    y = -xp[::-1]
+    k = cls[::-1].astype(np.float64)
+    out = (_earlier_groups(y, W, k, True, delta) + _earlier_groups(y, W, k, False, delta))[:, 0]
     return out[::-1].copy()
 
 
