@@ -580,7 +580,8 @@ def _compare(out, name, got, expected, rtol, atol):
     bad = diff > atol + rtol * np.abs(expected)
     if bad.any():
         out["ok"] = False
-        worst = np.argsort(-diff, kind="stable")[:5]
+        idx = np.flatnonzero(bad)
+        worst = idx[np.argsort(-diff[idx], kind="stable")[:5]]  # the largest differences
         rows = ", ".join(f"[{i}] got {got[i]:.6g} expected {expected[i]:.6g}" for i in worst)
         out["detail"].append(f"{name}: {int(bad.sum())} of {bad.size} entries differ; {rows}")
 
