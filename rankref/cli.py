@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from . import ClassCounts, ap_loss, gap_loss, make_buckets, openmp_enabled, rank_sort_loss
+from . import crosscheck
 from .synthetic import detection_batch, long_tail_batch
 
 
@@ -114,12 +115,6 @@ def plot_demo(path, delta=0.5, seed=1):
     return path
 
 
-def _crosscheck_doc():
-    from . import crosscheck
-
-    return crosscheck.__doc__
-
-
 def _need_matplotlib():
     try:
         import matplotlib  # noqa: F401
@@ -142,20 +137,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot", metavar="OUT.png", help="draw scores, buckets and gradients")
 
-    p = sub.add_parser("crosscheck", help="audit another implementation against rankref",
-                       description=_crosscheck_doc(),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("target", metavar="MODULE:CALLABLE")
-    p.add_argument("--loss", required=True,
-                   choices=("rs", "ap", "brs", "gap", "balanced-l1", "iou-neg-sampler"))
-    p.add_argument("--cases", choices=("all", "quick"), default="all")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument("--convention", choices=("rankref", "official"), default="rankref",
-                   help="official: the whole RS gradient is expected on the ranking output")
-    p.add_argument("--framework", choices=("auto", "numpy", "torch"), default="auto")
-    p.add_argument("--delta", type=float, default=None)
-    p.add_argument("--rtol", type=float, default=1e-4)
-    p.add_argument("--atol", type=float, default=1e-6)
+    crosscheck.add_parser(sub)
 
     p = sub.add_parser("bench", help="the CPU benchmark tables")
     p.add_argument("--quick", action="store_true", help="N up to 1e6 only")
@@ -174,20 +156,7 @@ def main(argv=None):
             print(f"\nwrote {plot_demo(args.plot)}")
         return 0
     if args.command == "crosscheck":
-        from .crosscheck import crosscheck, format_report, load_callable, to_json
-
-        try:
-            func = load_callable(args.target)
-        except Exception as exc:
-            print(f"rankref crosscheck: cannot load {args.target}: {exc}", file=sys.stderr)
-            return 2
-        results = crosscheck(func, args.loss, args.cases, args.convention, args.framework,
-                             args.rtol, args.atol, args.delta)
-        if args.json:
-            print(to_json(results))
-        else:
-            print(format_report(results, args.loss, args.target, args.rtol, args.atol))
-        return 0 if all(r["status"] == "pass" for r in results) else 1
+        return crosscheck.run(args)
     from ._bench import plot_ranking_bench, run_ranking_bench
 
     if args.plot:
