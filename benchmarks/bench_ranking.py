@@ -1,7 +1,8 @@
 """CPU benchmark of rank_sort_loss: dense oracle, published BRS and exact bucketed vs np.sort.
 
 Usage: python benchmarks/bench_ranking.py [--threads 1] [--quick] [--max-dense-seconds 60]
-       [--plot time_vs_n.png]        (the same as ``rankref bench``)
+       [--delta 0.5] [--plot [OUT.png]] [--no-progress]     (the same as ``rankref bench``;
+       ``--help`` describes every option and its default)
 
 Every timing is the best of a few runs, and every ratio is against a baseline measured in the
 same run on the same logits: ``np.sort`` of the N float32 logits (NumPy's SIMD sort where the
