@@ -407,13 +407,10 @@ def merge_thresholds(const double[::1] ls, const double[::1] le, const double[::
 #     sum_k w_k (x_k - q + delta) / delta = O + W ((L - q) + delta) / delta,
 # again a sum of non-negative terms: no prefix difference, no cancellation, whatever the spreads.
 #
-# Static sets (every member present): the windows of sorted queries slide monotonically, and a
-# two-stack sliding-window aggregate (front stack of suffix aggregates, back stack of one running
-# aggregate) answers every query with O(1) joins: O(n + Q) in all.
-# Growing sets (the IoU and class sweeps): a segment tree over the member positions, one node
-# = one aggregate; O(log n) per insertion and per query.
-# Nodes outside every window may hold inf offsets (huge spans, tiny delta); queries never read
-# them, and zero weights are skipped (no 0 * inf).
+# The windows of sorted queries slide monotonically, and a two-stack sliding-window aggregate
+# (front stack of suffix aggregates, back stack of one running aggregate) answers every query
+# with O(1) joins: O(n + Q) in all.  Zero weights are skipped (no 0 * inf from a span that
+# overflows for a tiny delta: such spans are never inside a window).
 # --------------------------------------------------------------------------------------------
 
 cdef enum:
@@ -602,126 +599,6 @@ def window_coefficients(const double[::1] xq, const double[::1] c, const double[
             tagO[b] = Oq + (Cq * (((L[b] - Rq) + delta) / delta) if Cq != 0.0 else 0.0)
     free(fC)
     free(fO)
-
-
-cdef struct Tree:
-    Py_ssize_t S        # number of leaves (power of two)
-    Py_ssize_t m        # channels
-    Py_ssize_t st       # doubles per node: key, W[m], O[m]
-    double* nd          # 2S nodes
-    double delta
-
-
-cdef int _tree_init(Tree* T, const double* key, Py_ssize_t n, Py_ssize_t m,
-                    double delta) noexcept nogil:
-    cdef Py_ssize_t S = 1, v, p, st = 1 + 2 * m
-    while S < n:
-        S <<= 1
-    T.S = S
-    T.m = m
-    T.st = st
-    T.delta = delta
-    T.nd = <double*> calloc(2 * S * st, sizeof(double))
-    if T.nd == NULL:
-        return -1
-    for p in range(S):
-        T.nd[(S + p) * st] = key[p] if p < n else key[n - 1]
-    for v in range(S - 1, 0, -1):
-        T.nd[v * st] = T.nd[2 * v * st]
-    return 0
-
-
-cdef void _tree_insert(Tree* T, Py_ssize_t p, const double* w) noexcept nogil:
-    """Add member p (a single point: offset 0 at its own key) with weights w."""
-    cdef Py_ssize_t m = T.m, st = T.st, v = T.S + p, ch
-    cdef double kp = T.nd[v * st], f
-    cdef double* node
-    for ch in range(m):
-        T.nd[v * st + 1 + ch] += w[ch]
-    v >>= 1
-    while v >= 1:
-        node = &T.nd[v * st]
-        f = (kp - node[0]) / T.delta if T.delta > 0.0 else 0.0
-        for ch in range(m):
-            node[1 + ch] += w[ch]
-            if w[ch] != 0.0:
-                node[1 + m + ch] += w[ch] * f
-        v >>= 1
-
-
-cdef inline void _node_window(const Tree* T, Py_ssize_t v, double q, double* win) noexcept nogil:
-    cdef Py_ssize_t m = T.m, ch
-    cdef const double* node = &T.nd[v * T.st]
-    cdef double f = ((node[0] - q) + T.delta) / T.delta
-    for ch in range(m):
-        if node[1 + ch] != 0.0:
-            win[ch] += node[1 + m + ch] + node[1 + ch] * f
-
-
-cdef void _tree_query(const Tree* T, double q, Py_ssize_t lo, Py_ssize_t hi,
-                      double* out) noexcept nogil:
-    """out[ch] = sum_{[hi, S)} W + (sum over the window [lo, hi) of node terms) / 2."""
-    cdef Py_ssize_t m = T.m, S = T.S, st = T.st, l, r, ch, v
-    cdef double above[MAXCH]
-    cdef double win[MAXCH]
-    for ch in range(m):
-        above[ch] = 0.0
-        win[ch] = 0.0
-    # above: walking up from leaf hi, every right sibling of a left child lies above hi
-    v = hi + S
-    if hi < S:
-        for ch in range(m):
-            above[ch] += T.nd[v * st + 1 + ch]
-        while v > 1:
-            if not (v & 1):
-                for ch in range(m):
-                    above[ch] += T.nd[(v + 1) * st + 1 + ch]
-            v >>= 1
-    l = lo + S
-    r = hi + S
-    while l < r:
-        if l & 1:
-            _node_window(T, l, q, win)
-            l += 1
-        if r & 1:
-            r -= 1
-            _node_window(T, r, q, win)
-        l >>= 1
-        r >>= 1
-    for ch in range(m):
-        out[ch] = above[ch] + 0.5 * win[ch]
-
-
-def sweep_window_sums(const double[::1] key, const double[:, ::1] W, const int64_t[::1] order,
-                      const int64_t[::1] group_ptr, const int64_t[::1] qlo,
-                      const int64_t[::1] qhi, bint strict, double delta, double[:, ::1] out):
-    """Window sums over a growing set of members, which are also the queries (member p has key
-    ``key[p]``, sorted ascending, and the window [qlo_p, qhi_p) of its own key).
-
-    The members ``order[group_ptr[g]:group_ptr[g+1]]`` form group g.  Groups are processed in
-    order; with ``strict`` a group is queried before it is inserted (it sees the earlier groups
-    only), otherwise after (it also sees itself).  out[p, ch] = sum over the members present of
-    W[k, ch] H_delta(key_k - key_p).  A segment tree: O(log n) per insertion and query."""
-    cdef Tree T
-    cdef Py_ssize_t n = key.shape[0], m = W.shape[1], G = group_ptr.shape[0] - 1
-    cdef Py_ssize_t g, k, p
-    if n == 0:
-        return
-    if _tree_init(&T, &key[0], n, m, delta) != 0:
-        raise MemoryError()
-    with nogil:
-        for g in range(G):
-            if strict:
-                for k in range(group_ptr[g], group_ptr[g + 1]):
-                    p = order[k]
-                    _tree_query(&T, key[p], qlo[p], qhi[p], &out[p, 0])
-            for k in range(group_ptr[g], group_ptr[g + 1]):
-                _tree_insert(&T, order[k], &W[order[k], 0])
-            if not strict:
-                for k in range(group_ptr[g], group_ptr[g + 1]):
-                    p = order[k]
-                    _tree_query(&T, key[p], qlo[p], qhi[p], &out[p, 0])
-    free(T.nd)
 
 
 # --------------------------------------------------------------------------------------------
