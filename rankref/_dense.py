@@ -1,4 +1,4 @@
-"""The dense O(P * N) NumPy oracle (DESIGN.md section 6).
+"""The dense O(P * N) NumPy oracle (the "Testing" section of the Design docs page).
 
 Written as literally as the maths and the official loops, with no cleverness: one pass over the
 positives, each comparing against every positive and every negative.  Memory is O(N) (no P x N
