@@ -13,6 +13,7 @@ from cython.parallel cimport prange
 from libc.math cimport INFINITY, fmax, fmin
 from libc.stdint cimport int8_t, int32_t, int64_t, uint16_t
 from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memcpy
 
 import numpy as np
 
@@ -615,59 +616,77 @@ cdef inline bint _below(double x, double s, double e) noexcept nogil:
     return x < s or (x == s and e > 0.0)
 
 
+cdef inline void _threshold(double x, double d, double* s, double* e) noexcept nogil:
+    """The exact real x + d as s + e (TwoSum); beyond the float range: +-inf with e = 0."""
+    cdef double bb
+    s[0] = x + d
+    if s[0] - s[0] != 0.0:
+        e[0] = 0.0
+        return
+    bb = s[0] - x
+    e[0] = (x - (s[0] - bb)) + (d - bb)
+
+
+cdef struct Elem:
+    double key
+    double w[MAXCH]
+    double acc[MAXCH]
+    int64_t idx
+
+
 cdef struct Sweep:
-    const double* key       # n, in (group, key) order
-    const double* W         # n * m
-    const double* ls        # exact thresholds key - delta (s, e) and key + delta
-    const double* le
-    const double* hs
-    const double* he
+    Elem* el                # elements, being sorted by key group by group
+    Elem* tmp
     const int64_t* gptr     # group boundaries (G + 1)
     Py_ssize_t m
     double delta
-    int64_t* ord            # element order being sorted by key
-    int64_t* tmp
-    double* mk              # members of one step: keys, weights, suffix sums, front aggregates
-    double* mW
-    double* suf
+    double inv_delta        # 1/delta where it is finite and normal, else 0 (then divide)
+    double* suf             # members of one step: suffix sums and front aggregates
     double* fW
     double* fO
-    double* out             # n * m
+
+
+cdef inline double _per(const Sweep* S, double x) noexcept nogil:
+    if S.inv_delta != 0.0:
+        return x * S.inv_delta
+    return x / S.delta
 
 
 cdef void _cdq_contribute(Sweep* S, Py_ssize_t e0, Py_ssize_t es, Py_ssize_t e1) noexcept nogil:
-    """Add the members ord[e0:es] (sorted by key) to the queries ord[es:e1] (sorted by key)."""
-    cdef Py_ssize_t m = S.m, nm = es - e0, i, k, ch, q, a = 0, b = 0
+    """Add the members el[e0:es] (sorted by key) to the queries el[es:e1] (sorted by key)."""
+    cdef Py_ssize_t m = S.m, nm = es - e0, i, k, ch, a = 0, b = 0
     cdef Py_ssize_t l = 0, r = 0, mid = 0
+    cdef Elem* mem = &S.el[e0]
+    cdef Elem* q
     cdef double Wb[MAXCH]
     cdef double Ob[MAXCH]
     cdef double Wq[MAXCH]
     cdef double Oq[MAXCH]
-    cdef double Lb = 0.0, f, d = S.delta
-    for i in range(nm):
-        k = S.ord[e0 + i]
-        S.mk[i] = S.key[k]
-        for ch in range(m):
-            S.mW[i * m + ch] = S.W[k * m + ch]
+    cdef double Lb = 0.0, f, d = S.delta, ls, le, hs, he
     for ch in range(m):
         S.suf[nm * m + ch] = 0.0
-    for i in range(nm - 1, -1, -1):
-        for ch in range(m):
-            S.suf[i * m + ch] = S.suf[(i + 1) * m + ch] + S.mW[i * m + ch]
-    for ch in range(m):
         Wb[ch] = 0.0
         Ob[ch] = 0.0
+    for i in range(nm - 1, -1, -1):
+        for ch in range(m):
+            S.suf[i * m + ch] = S.suf[(i + 1) * m + ch] + mem[i].w[ch]
     for i in range(es, e1):
-        q = S.ord[i]
+        q = &S.el[i]
+        if d > 0.0:
+            _threshold(q.key, -d, &ls, &le)
+            _threshold(q.key, d, &hs, &he)
+        else:
+            ls = hs = q.key
+            le = he = 0.0
         # the window [a, b): members with key in [key_q - delta, key_q + delta)
-        while a < nm and _below(S.mk[a], S.ls[q], S.le[q]):
+        while a < nm and _below(mem[a].key, ls, le):
             a += 1
         if b < a:
             b = a
-        while b < nm and _below(S.mk[b], S.hs[q], S.he[q]):
+        while b < nm and _below(mem[b].key, hs, he):
             b += 1
         for ch in range(m):
-            S.out[q * m + ch] += S.suf[b * m + ch]
+            q.acc[ch] += S.suf[b * m + ch]
         if b <= a:
             continue
         # two-stack sliding aggregate over [a, b), as in sliding_window_sums
@@ -680,27 +699,31 @@ cdef void _cdq_contribute(Sweep* S, Py_ssize_t e0, Py_ssize_t es, Py_ssize_t e1)
                 Ob[ch] = 0.0
         while r < b:
             if r == mid:
-                Lb = S.mk[r]
+                Lb = mem[r].key
                 for ch in range(m):
-                    Wb[ch] = S.mW[r * m + ch]
+                    Wb[ch] = mem[r].w[ch]
                     Ob[ch] = 0.0
             else:
-                f = (S.mk[r] - Lb) / d
+                f = _per(S, mem[r].key - Lb)
                 for ch in range(m):
-                    if S.mW[r * m + ch] != 0.0:
-                        Ob[ch] += S.mW[r * m + ch] * f
-                    Wb[ch] += S.mW[r * m + ch]
+                    if mem[r].w[ch] != 0.0:
+                        Ob[ch] += mem[r].w[ch] * f
+                    Wb[ch] += mem[r].w[ch]
             r += 1
         if a > l:
             l = a
             if l >= mid:
                 for k in range(r - 1, l - 1, -1):
                     for ch in range(m):
-                        S.fW[k * m + ch] = S.mW[k * m + ch]
+                        S.fW[k * m + ch] = mem[k].w[ch]
                         S.fO[k * m + ch] = 0.0
                     if k + 1 < r:
-                        _join_right(&S.fW[k * m], &S.fO[k * m], S.mk[k], &S.fW[(k + 1) * m],
-                                    &S.fO[(k + 1) * m], S.mk[k + 1], m, d)
+                        f = _per(S, mem[k + 1].key - mem[k].key)
+                        for ch in range(m):
+                            S.fO[k * m + ch] = S.fO[(k + 1) * m + ch]
+                            if S.fW[(k + 1) * m + ch] != 0.0:
+                                S.fO[k * m + ch] += S.fW[(k + 1) * m + ch] * f
+                            S.fW[k * m + ch] += S.fW[(k + 1) * m + ch]
                 mid = r
                 for ch in range(m):
                     Wb[ch] = 0.0
@@ -710,14 +733,19 @@ cdef void _cdq_contribute(Sweep* S, Py_ssize_t e0, Py_ssize_t es, Py_ssize_t e1)
                 Wq[ch] = S.fW[l * m + ch]
                 Oq[ch] = S.fO[l * m + ch]
             if r > mid:
-                _join_right(Wq, Oq, S.mk[l], Wb, Ob, Lb, m, d)
+                f = _per(S, Lb - mem[l].key)
+                for ch in range(m):
+                    Oq[ch] += Ob[ch]
+                    if Wb[ch] != 0.0:
+                        Oq[ch] += Wb[ch] * f
+                    Wq[ch] += Wb[ch]
         else:
             for ch in range(m):
                 Wq[ch] = Wb[ch]
                 Oq[ch] = Ob[ch]
-        f = ((S.mk[l] - S.key[q]) + d) / d
+        f = _per(S, (mem[l].key - q.key) + d)
         for ch in range(m):
-            S.out[q * m + ch] += 0.5 * (Oq[ch] + (Wq[ch] * f if Wq[ch] != 0.0 else 0.0))
+            q.acc[ch] += 0.5 * (Oq[ch] + (Wq[ch] * f if Wq[ch] != 0.0 else 0.0))
 
 
 cdef void _cdq(Sweep* S, Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
@@ -741,69 +769,77 @@ cdef void _cdq(Sweep* S, Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
     _cdq(S, g0, gm)
     _cdq(S, gm, g1)
     _cdq_contribute(S, e0, es, e1)
-    # merge the two halves by key
+    # merge the two halves by key (ties: the earlier half first)
     i = e0
     j = es
     k = e0
-    while i < es or j < e1:
-        if j >= e1 or (i < es and S.key[S.ord[i]] <= S.key[S.ord[j]]):
-            S.tmp[k] = S.ord[i]
+    while i < es and j < e1:
+        if S.el[i].key <= S.el[j].key:
+            S.tmp[k] = S.el[i]
             i += 1
         else:
-            S.tmp[k] = S.ord[j]
+            S.tmp[k] = S.el[j]
             j += 1
         k += 1
-    for k in range(e0, e1):
-        S.ord[k] = S.tmp[k]
+    while i < es:
+        S.tmp[k] = S.el[i]
+        i += 1
+        k += 1
+    while j < e1:
+        S.tmp[k] = S.el[j]
+        j += 1
+        k += 1
+    memcpy(&S.el[e0], &S.tmp[e0], (e1 - e0) * sizeof(Elem))
 
 
 def earlier_group_sums(const double[::1] key, const double[:, ::1] W, const int64_t[::1] gptr,
-                       const double[::1] ls, const double[::1] le, const double[::1] hs,
-                       const double[::1] he, double delta, double[:, ::1] out):
-    """out[q, ch] += sum over the members k of the groups before q's of W[k, ch] H(key_k - key_q).
+                       double delta, double[:, ::1] out):
+    """out[q, ch] = sum over the members k of the groups before q's of W[k, ch] H(key_k - key_q).
 
-    Elements are in (group, key) order, group g being [gptr[g], gptr[g+1]); (ls, le) and
-    (hs, he) are each element's exact thresholds key - delta and key + delta (for delta = 0 both
-    are the key itself, with e = 0).  O(n log G), sequential memory, non-negative terms only."""
+    Elements are in (group, key) order, group g being [gptr[g], gptr[g+1]).  O(n log G): every
+    level of the divide and conquer reads and writes its elements sequentially (each element
+    carries its key, weights and sums), and only non-negative terms are added."""
     cdef Sweep S
-    cdef Py_ssize_t n = key.shape[0], m = W.shape[1], G = gptr.shape[0] - 1, i
+    cdef Py_ssize_t n = key.shape[0], m = W.shape[1], G = gptr.shape[0] - 1, i, ch
+    cdef double inv
+    for i in range(n):
+        for ch in range(m):
+            out[i, ch] = 0.0
     if n == 0 or G <= 1:
         return
-    S.key = &key[0]
-    S.W = &W[0, 0]
-    S.ls = &ls[0]
-    S.le = &le[0]
-    S.hs = &hs[0]
-    S.he = &he[0]
     S.gptr = &gptr[0]
     S.m = m
     S.delta = delta
-    S.out = &out[0, 0]
-    S.ord = <int64_t*> malloc(n * sizeof(int64_t))
-    S.tmp = <int64_t*> malloc(n * sizeof(int64_t))
-    S.mk = <double*> malloc(n * sizeof(double))
-    S.mW = <double*> malloc(n * m * sizeof(double))
+    S.inv_delta = 0.0
+    if delta > 0.0:
+        inv = 1.0 / delta
+        if 1e-300 <= inv <= 1e300:
+            S.inv_delta = inv
+    S.el = <Elem*> malloc(n * sizeof(Elem))
+    S.tmp = <Elem*> malloc(n * sizeof(Elem))
     S.suf = <double*> malloc((n + 1) * m * sizeof(double))
     S.fW = <double*> malloc(n * m * sizeof(double))
     S.fO = <double*> malloc(n * m * sizeof(double))
-    if (S.ord == NULL or S.tmp == NULL or S.mk == NULL or S.mW == NULL or S.suf == NULL
-            or S.fW == NULL or S.fO == NULL):
-        free(S.ord)
+    if S.el == NULL or S.tmp == NULL or S.suf == NULL or S.fW == NULL or S.fO == NULL:
+        free(S.el)
         free(S.tmp)
-        free(S.mk)
-        free(S.mW)
         free(S.suf)
         free(S.fW)
         free(S.fO)
         raise MemoryError()
     with nogil:
         for i in range(n):
-            S.ord[i] = i
+            S.el[i].key = key[i]
+            S.el[i].idx = i
+            for ch in range(m):
+                S.el[i].w[ch] = W[i, ch]
+                S.el[i].acc[ch] = 0.0
         _cdq(&S, 0, G)
-    free(S.ord)
+        for i in range(n):
+            for ch in range(m):
+                out[S.el[i].idx, ch] = S.el[i].acc[ch]
+    free(S.el)
     free(S.tmp)
-    free(S.mk)
-    free(S.mW)
     free(S.suf)
     free(S.fW)
     free(S.fO)

@@ -63,78 +63,90 @@ def _groups(key):
     return np.concatenate([[0], cut, [key.shape[0]]]).astype(np.int64)
 
 
-def _thresholds(keys, delta):
-    """Each key's exact window thresholds ``key - delta`` and ``key + delta`` as (s, e) pairs
-    (the key itself with e = 0 at delta = 0)."""
-    if delta > 0.0:
-        with np.errstate(over="ignore", invalid="ignore"):
-            ls, le = two_sum(keys, -delta)
-            hs, he = two_sum(keys, delta)
-        return ls, np.where(np.isinf(ls), 0.0, le), hs, np.where(np.isinf(hs), 0.0, he)
-    zero = np.zeros(keys.shape[0])
-    return keys, zero, keys, zero
+class _Groups:
+    """The elements (sorted by key) ordered by group, then key, in all four ways the sweeps
+    need, from one stable sort: groups ascending or descending, on the keys ``x`` or on
+    ``y = -x[::-1]`` (the key order reversed).  Each order comes with its group boundaries."""
+
+    def __init__(self, gkey):
+        P = gkey.shape[0]
+        order = np.argsort(gkey, kind="stable").astype(np.int64)  # ascending, keys ascending
+        gptr = _groups(gkey[order])
+        # descending groups, keys still ascending within a group
+        size = np.diff(gptr)
+        grp = np.repeat(np.arange(size.shape[0]), size)
+        pos = (P - gptr[1:][grp]) + (np.arange(P) - gptr[:-1][grp])
+        desc = np.empty(P, dtype=np.int64)
+        desc[pos] = order
+        dptr = (P - gptr[::-1]).astype(np.int64)
+        self.x = {True: (order, gptr), False: (desc, dptr)}
+        # on y = -x[::-1] (element j of y is element P-1-j of x): reversing an order by
+        # (group, x) gives the opposite group order with y ascending within a group
+        self.y = {True: (P - 1 - desc[::-1], (P - dptr[::-1]).astype(np.int64)),
+                  False: (P - 1 - order[::-1], (P - gptr[::-1]).astype(np.int64))}
 
 
-def _by_group(gkey, ascending):
-    """Order of the (key-sorted) elements by group then key, and the group boundaries."""
-    g = gkey if ascending else -gkey
-    order = np.argsort(g, kind="stable")
-    return order, _groups(g[order])
+def groups_of(gkey):
+    """The :class:`_Groups` of a group key (IoU or class), or None where the direct loops run."""
+    return _Groups(gkey) if gkey.shape[0] > DIRECT_MAX_P else None
 
 
-def _earlier_groups(keys, W, gkey, ascending, delta):
+def _earlier_groups(keys, W, order, gptr, delta):
     """``sum_k W_k H(keys_k - keys_q)`` over the members k whose group comes strictly before
-    q's, in ``ascending`` or descending order of ``gkey`` (keys sorted ascending)."""
+    q's, for the elements in (group, key) order ``order`` with boundaries ``gptr``."""
     P, m = W.shape
-    order, gptr = _by_group(gkey, ascending)
-    ls, le, hs, he = _thresholds(keys[order], delta)
-    out = np.zeros((P, m))
+    out = np.empty((P, m))
     _kernels.earlier_group_sums(keys[order], np.ascontiguousarray(W[order], dtype=np.float64),
-                                gptr, ls, le, hs, he, delta, out)
+                                gptr, delta, out)
     res = np.empty((P, m))
     res[order] = out
     return res
 
 
-def _within_groups(keys, W, gkey, delta):
-    """``sum_k W_k H(keys_k - keys_q)`` over the members k of q's own group (self included)."""
+def _within_groups(keys, W, order, gptr, delta, lo=None, hi=None):
+    """``sum_k W_k H(keys_k - keys_q)`` over the members k of q's own group (self included);
+    ``lo, hi``: the windows of the keys among all keys, when known."""
     P, m = W.shape
-    order, gptr = _by_group(gkey, True)  # order[i]: the key-sorted index of element i
     k = keys[order]
     Wo = np.ascontiguousarray(W[order], dtype=np.float64)
     grp = np.repeat(np.arange(gptr.shape[0] - 1), np.diff(gptr))
     end = gptr[grp + 1]
+    if lo is None:
+        lo, hi = window(keys, keys, delta)  # sorted queries: fast
     # a group keeps the key order, so its members below a threshold are a prefix of its slice:
-    # search the global positions of the thresholds among (group, key-sorted index) pairs
-    glo, ghi = window(keys, k, delta)
+    # search the global positions of the thresholds among (group, key index) pairs
     composite = grp * (P + 1) + order
-    lo = np.searchsorted(composite, grp * (P + 1) + glo, side="left").astype(np.int64)
-    hi = np.searchsorted(composite, grp * (P + 1) + ghi, side="left").astype(np.int64)
+    glo = np.searchsorted(composite, grp * (P + 1) + lo[order], side="left").astype(np.int64)
+    ghi = np.searchsorted(composite, grp * (P + 1) + hi[order], side="left").astype(np.int64)
     suf = np.zeros((P, m))
     _kernels.group_suffix_sums(Wo, gptr, suf)
-    out = np.where((hi < end)[:, None], suf[np.minimum(hi, P - 1)], 0.0)
+    out = np.where((ghi < end)[:, None], suf[np.minimum(ghi, P - 1)], 0.0)
     if delta > 0.0:
         win = np.empty((P, m))
-        _kernels.sliding_window_sums(k, Wo, np.zeros((P, m)), k, lo, hi, delta, win)
+        _kernels.sliding_window_sums(k, Wo, np.zeros((P, m)), k, glo, ghi, delta, win)
         out += win
     res = np.empty((P, m))
     res[order] = out
     return res
 
 
-def rs_terms(xp, tp, delta):
+def rs_terms(xp, tp, delta, groups=None):
     """Per positive i, with ``H_ik = H(x_k - x_i)`` over all positives k (self included): the
     columns rank_pos, sum H(1 - t_k), sum_{t_k >= t_i} H(1 - t_k), sum_{t_k >= t_i} H and
-    sum_{t_k < t_i} H (the missorted mass D, computed directly, never as a difference)."""
+    sum_{t_k < t_i} H (the missorted mass D, computed directly, never as a difference).
+    ``groups``: the :class:`_Groups` of ``tp``, to share with :func:`rs_sorting_scatter`."""
     P = xp.shape[0]
     if P <= DIRECT_MAX_P:
         return _kernels.rs_positive_terms_direct(xp, tp, delta)
+    g = groups or _Groups(tp)
     W = np.column_stack([np.ones(P), 1.0 - tp])
+    lo, hi = window(xp, xp, delta)
     out = np.empty((P, 5))
-    out[:, :2] = static_sums(xp, W, xp, delta)
+    out[:, :2] = static_sums(xp, W, xp, delta, lo, hi)
     # t_k >= t_i: the higher IoU groups, plus i's own group
-    tgt = _earlier_groups(xp, W, tp, False, delta) + _within_groups(xp, W, tp, delta)
-    out[:, 4] = _earlier_groups(xp, W[:, :1], tp, True, delta)[:, 0]  # t_k < t_i
+    tgt = (_earlier_groups(xp, W, *g.x[False], delta)
+           + _within_groups(xp, W, *g.x[True], delta, lo, hi))
+    out[:, 4] = _earlier_groups(xp, W[:, :1], *g.x[True], delta)[:, 0]  # t_k < t_i
     # where nothing below t_i weighs (D = 0 exactly) the two sets sum the same terms: use the
     # same values, so that the sorting error is exactly 0 there
     same = out[:, 4] == 0.0
@@ -143,15 +155,16 @@ def rs_terms(xp, tp, delta):
     return out
 
 
-def rs_sorting_scatter(xp, tp, w, delta):
+def rs_sorting_scatter(xp, tp, w, delta, groups=None):
     """``g_k = sum_{i : t_i > t_k} w_i H(x_k - x_i)``: the higher IoU groups' members on
     ``y = -x`` (``H(x_k - x_i) = H(y_i - y_k)``)."""
     P = xp.shape[0]
     w = np.ascontiguousarray(w, dtype=np.float64)
     if P <= DIRECT_MAX_P:
         return _kernels.rs_sorting_scatter_direct(xp, tp, w, delta)
-    g = _earlier_groups(-xp[::-1], w[::-1].reshape(P, 1), tp[::-1], False, delta)
-    return g[::-1, 0].copy()
+    g = groups or _Groups(tp)
+    out = _earlier_groups(-xp[::-1], w[::-1].reshape(P, 1), *g.y[False], delta)
+    return out[::-1, 0].copy()
 
 
 def rank_pos(xp, delta):
@@ -162,28 +175,30 @@ def rank_pos(xp, delta):
     return static_sums(xp, np.ones((P, 1)), xp, delta)[:, 0]
 
 
-def class_rank(xp, cls, delta):
+def class_rank(xp, cls, delta, groups=None):
     """``sum_{k : cls_k == cls_i} H(x_k - x_i)`` (self included)."""
-    return _within_groups(xp, np.ones((xp.shape[0], 1)), cls.astype(np.float64), delta)[:, 0]
+    g = groups or _Groups(cls)
+    return _within_groups(xp, np.ones((xp.shape[0], 1)), *g.x[True], delta)[:, 0]
 
 
-def other_class_sums(xp, cls, delta):
+def other_class_sums(xp, cls, delta, groups=None):
     """``sum_{k : cls_k != cls_i} H(x_k - x_i)``: other classes' positives ranked above i, as
     the classes before plus the classes after i's (two non-negative parts)."""
+    g = groups or _Groups(cls)
     W = np.ones((xp.shape[0], 1))
-    c = cls.astype(np.float64)
-    return (_earlier_groups(xp, W, c, True, delta) + _earlier_groups(xp, W, c, False, delta))[:, 0]
+    return (_earlier_groups(xp, W, *g.x[True], delta)
+            + _earlier_groups(xp, W, *g.x[False], delta))[:, 0]
 
 
-def other_class_scatter(xp, cls, c, delta):
+def other_class_scatter(xp, cls, c, delta, groups=None):
     """``g_k = sum_{i : cls_i != cls_k} c_i H(x_k - x_i)``: the gradient a positive receives as a
     negative of the other classes (on ``y = -x``)."""
     P = xp.shape[0]
+    g = groups or _Groups(cls)
     W = np.asarray(c, dtype=np.float64)[::-1].reshape(P, 1)
     y = -xp[::-1]
-    k = cls[::-1].astype(np.float64)
-    out = (_earlier_groups(y, W, k, True, delta) + _earlier_groups(y, W, k, False, delta))[:, 0]
-    return out[::-1].copy()
+    out = (_earlier_groups(y, W, *g.y[True], delta) + _earlier_groups(y, W, *g.y[False], delta))
+    return out[::-1, 0].copy()
 
 
 def prototype_fp(means, n_b, xp, delta):

@@ -270,9 +270,10 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
         x, xp, d = rescaled(x, pos, d)
         engine = BucketEngine(x, t, xp, d, name="scores")
         fp = engine.fp()
+        groups = _pairs.groups_of(cls)
         if not exclude_foreground:
-            fp = fp + _pairs.other_class_sums(xp, cls, d)
-        rank = _pairs.class_rank(xp, cls, d) + fp
+            fp = fp + _pairs.other_class_sums(xp, cls, d, groups)
+        rank = _pairs.class_rank(xp, cls, d, groups) + fp
         l = fp / rank
         loss = float((A * l).sum())
         if compute_grad:
@@ -281,7 +282,7 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
             engine.scatter(c, grad)
             pos_grad = np.where(gate, -A * l, 0.0)
             if not exclude_foreground:
-                pos_grad = pos_grad + _pairs.other_class_scatter(xp, cls, c, d)
+                pos_grad = pos_grad + _pairs.other_class_scatter(xp, cls, c, d, groups)
             grad[pos] = pos_grad
     per_class = np.bincount(grp, weights=l) / size
     return GAPResult(loss, float(per_class.mean()), grad.reshape(n, C) if compute_grad else None,

@@ -19,6 +19,7 @@ official class                                         rankref call
                                                        RS's ranking term on buckets, not AP Loss
 =====================================================  ==========================================
 """
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -164,7 +165,8 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
     pos = pos[np.argsort(x[pos], kind="stable")]  # by ascending logit, ties in index order
     x, xp, d = rescaled(x, pos, d)
     tp = t[pos].astype(np.float64)
-    terms = _pairs.rs_terms(xp, tp, d)
+    groups = _pairs.groups_of(tp)  # the IoU order, shared by the sorting terms and scatter
+    terms = _pairs.rs_terms(xp, tp, d, groups)
     if method == "bucketed":
         engine = BucketEngine(x, t, xp, d)
         fp = engine.fp()
@@ -182,7 +184,9 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
     ranking_grad = np.zeros(n, dtype=gdt)
     grad = np.zeros(n, dtype=gdt)
     sorting_grad = np.zeros(n, dtype=gdt)
-    re, se, r_pos, s_pos, c = _rs_coefficients(fp, terms, xp, tp, d, Z, method == "brs")
+    re, se, r_pos, s_pos, c = _rs_coefficients(
+        fp, terms, xp, tp, d, Z, method == "brs",
+        functools.partial(_pairs.rs_sorting_scatter, groups=groups))
     if method == "bucketed":
         engine.scatter(c, ranking_grad, grad)
     else:
