@@ -4,7 +4,8 @@ Same numbering and the same sums as :class:`rankref._engine.BucketEngine`: ``sor
 breakpoints, ``searchsorted`` of every logit, per-bucket counts and offset sums
 (``xp.count``/``xp.segment_sum``), ``cumsum``, gathers and ``where``.  The passes over the N
 logits work on fixed slices with masks (no compaction of the negatives, no data-dependent size,
-no device sync): non-negatives are sent to an extra bucket that is dropped.  Nothing N-sized is
+no device sync): entries that are not needed (non-negatives, and bucket 0 unless it is asked
+for) are sent to spare bins that are dropped.  Nothing N-sized is
 kept between the binning and the gradient scatter, so the engine's extra memory is
 O(P + PASS_CHUNK); the only N-sized arrays of a loss are its outputs.
 
@@ -19,6 +20,8 @@ CuPy always.
 import numpy as np
 
 from . import _backend
+
+_SPARE = 1024  # dropped bins of the binning pass (a power of two)
 
 
 class _RaggedPlan:
@@ -87,21 +90,24 @@ class BucketEngine:
         self.a, self.edges = a, edges
         self.lo = xp.astype(xp.searchsorted(edges, a, side="right"), np.int64)
         self.hi = xp.astype(xp.searchsorted(edges, e, side="right"), np.int64)
-        counts = xp.zeros(M + 2, dtype=np.int64)
-        offsum = xp.zeros(M + 2)
+        size = M + 1 + _SPARE
+        counts = xp.zeros(size, dtype=np.int64)
+        offsum = xp.zeros(size)
         if full:
             self.ids = xp.full(x.shape[0], -1, dtype=np.int64)
         for c0, c1, neg, b, off in self._slices():
             if full:  # bucket 0 (below every edge) holds the raw logits
                 off = xp.where(b > 0, off, xp.asarray(x[c0:c1], dtype=np.float64))
                 self.ids[c0:c1] = xp.where(neg, b, -1)
-            idx = xp.where(neg, b, M + 1)  # non-negatives go to bucket M + 1, dropped
-            counts += xp.count(idx, M + 2)
-            offsum += xp.segment_sum(idx, off, M + 2)
+                keep = neg
+            else:  # bucket 0 is not needed: never in a window
+                keep = neg & (b > 0)
+            # the others go to _SPARE dropped bins, spread so that atomic additions on a GPU
+            # do not all hit one address (most logits of a detector are far below)
+            idx = xp.where(keep, b, (xp.arange(c1 - c0) & (_SPARE - 1)) + (M + 1))
+            counts += xp.count(idx, size)
+            offsum += xp.segment_sum(idx, off, size)
         counts, offsum = counts[:M + 1], offsum[:M + 1]
-        if not full:
-            counts[0] = 0
-            offsum[0] = 0.0
         self.counts, self.offsum = counts, offsum
         above = xp.astype(xp.flip(xp.cumsum(xp.flip(counts))), np.float64)
         if full:
