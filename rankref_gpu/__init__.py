@@ -21,7 +21,8 @@ torch tensors       their device         tensors on that device; loss values 0-d
 NumPy input is the CPU test path of the very code that runs on the GPU: its results equal
 rankref's to round-off.  Torch tensors may be on the CPU or on CUDA, of any dtype rankref
 accepts (float16, bfloat16, float32, float64, integers), contiguous or not, with or without
-``requires_grad`` (inputs are detached; nothing is recorded for autograd).
+``requires_grad`` (inputs are detached; nothing is recorded for autograd).  The device must
+support float64 (CPU and CUDA do; Apple's MPS does not).
 
 **Dtypes.**  Sums are accumulated in float64.  Gradients have rankref's dtype: float32 for
 float16, bfloat16 and float32 logits, float64 for float64 and integer logits.  Loss values are
