@@ -50,11 +50,11 @@ def _edge_clamped_means(edges, counts, offsum, xp=np):
 def _no_positive_buckets(x, t, shape, xp=np):
     """With no positive there are no edges: every negative is in bucket 0."""
     neg = t == 0
-    count = int(neg.sum())
-    total = float(x[neg].astype(np.float64).sum())
-    return Buckets(xp.zeros(0), xp.where(neg, 0, -1).astype(np.int64).reshape(shape),
-                   xp.asarray([count], dtype=np.int64), xp.asarray([total]),
-                   xp.asarray([total / count if count else np.nan]))
+    count = xp.reshape(xp.asarray(xp.sum(neg), dtype=xp.int64), (1,))
+    total = xp.reshape(xp.sum(xp.asarray(x[neg], dtype=xp.float64)), (1,))
+    mean = xp.where(count > 0, total / xp.maximum(count, 1), np.nan)
+    return Buckets(xp.zeros(0), xp.asarray(xp.where(neg, 0, -1), dtype=xp.int64).reshape(shape),
+                   count, total, mean)
 
 
 def brs_runs(x, t, xpos, delta, full=False, xp=np):
@@ -78,34 +78,33 @@ def brs_runs(x, t, xpos, delta, full=False, xp=np):
     M = edges.shape[0]
     negmask = t == 0
     rel = xp.flatnonzero(negmask & (x >= cut))
-    vals = xp.concatenate([xpos, x[rel].astype(np.float64)])
+    vals = xp.concatenate([xpos, xp.asarray(x[rel], dtype=xp.float64)])
     order = xp.argsort(vals, kind="stable")  # ascending; ties keep positives (first) below
     is_pos = order < P
     pos_below = xp.cumsum(is_pos)
     neg_order = order[~is_pos] - P  # relevant negatives by ascending logit
     run = pos_below[~is_pos] + (1 if d > 0 else 0)  # bucket of each, ascending
     sorted_vals = vals[order[~is_pos]]
-    counts = xp.bincount(run, minlength=M + 1).astype(np.int64)
-    offsum = xp.bincount(
-        run, weights=sorted_vals - edges[run - 1], minlength=M + 1
-    ).astype(np.float64)
+    counts = xp.asarray(xp.bincount(run, minlength=M + 1), dtype=xp.int64)
+    offsum = xp.asarray(xp.bincount(run, weights=sorted_vals - edges[run - 1], minlength=M + 1),
+                        dtype=xp.float64)
     # members' range per run (runs are contiguous in the sorted order), for the means' clamp
     nz = counts > 0
     lower = xp.full(M + 1, np.nan)
     upper = xp.full(M + 1, np.nan)
-    if run.size:
+    if run.shape[0]:
         b = xp.arange(M + 1)[nz]
         lower[nz] = sorted_vals[xp.searchsorted(run, b, side="left")]
         upper[nz] = sorted_vals[xp.searchsorted(run, b, side="right") - 1]
     means = _offset_means(edges, counts, offsum, lower, upper, xp)
-    ids_rel = xp.empty(rel.shape[0], dtype=np.int64)
+    ids_rel = xp.empty(rel.shape[0], dtype=xp.int64)
     ids_rel[neg_order] = run
     out = {"edges": edges, "rel": rel, "ids_rel": ids_rel, "counts": counts,
            "offsum": offsum, "means": means}
     if full:
         below = xp.flatnonzero(negmask & (x < cut))
         counts[0] = below.shape[0]
-        offsum[0] = x[below].astype(np.float64).sum()
+        offsum[0] = xp.sum(xp.asarray(x[below], dtype=xp.float64))
         if below.shape[0]:
             means[0] = offsum[0] / counts[0]
     return out

@@ -161,12 +161,13 @@ def _check_gap_inputs(xp, scores, labels, counts, delta, gamma, method, weights)
     d = check_delta(delta)
     g = check_nonnegative(gamma, "gamma")
     s = xp.asarray(scores)
-    if s.dtype.kind not in "fiu":
+    kind = s.dtype.kind if isinstance(s.dtype, np.dtype) else xp.dtype_kind(s.dtype)
+    if kind not in "fiu":
         raise ValueError(f"scores must be a real numeric array, got dtype {s.dtype}.")
     if s.ndim != 2:
         raise ValueError(
             f"scores must be 2-D [n, C] (one row per RoI, one column per foreground class, no "
-            f"background column); got shape {s.shape}."
+            f"background column); got shape {tuple(s.shape)}."
         )
     n, C = s.shape
     if C < 1:
