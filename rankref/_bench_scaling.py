@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from . import _kernels, _pairs, rank_sort_loss
+from ._engine import stable_argsort
 from .synthetic import detection_batch
 
 __all__ = ["run_pair_sweep", "plot_pair_sweep", "run_crossover", "run_loaded"]
@@ -39,7 +40,7 @@ def _batch(n, p, regime, seed):
 def _pair_terms(x, t, delta):
     """The positive-positive work of one RS call (terms and sorting scatter), timed alone."""
     pos = np.flatnonzero(t > 0)
-    pos = pos[np.argsort(x[pos], kind="stable")]
+    pos = pos[stable_argsort(x[pos])]
     xp = x[pos].astype(np.float64)
     tp = t[pos].astype(np.float64)
     w = np.full(pos.size, 1.0 / max(pos.size, 1))

@@ -629,8 +629,8 @@ cdef inline void _threshold(double x, double d, double* s, double* e) noexcept n
 
 cdef struct Elem:
     double key
-    double w[MAXCH]
-    double acc[MAXCH]
+    double w[2 * MAXCH]     # weights as a member of an earlier group, then of a later group
+    double acc[2 * MAXCH]   # sums over the earlier groups' members, then the later groups'
     int64_t idx
 
 
@@ -638,7 +638,8 @@ cdef struct Sweep:
     Elem* el                # elements, being sorted by key group by group
     Elem* tmp
     const int64_t* gptr     # group boundaries (G + 1)
-    Py_ssize_t m
+    Py_ssize_t me           # channels summed over the earlier groups (0: none)
+    Py_ssize_t ml           # channels summed over the later groups (0: none)
     double delta
     double inv_delta        # 1/delta where it is finite and normal, else 0 (then divide)
     double* suf             # members of one step: suffix sums and front aggregates
@@ -652,11 +653,12 @@ cdef inline double _per(const Sweep* S, double x) noexcept nogil:
     return x / S.delta
 
 
-cdef void _cdq_contribute(Sweep* S, Py_ssize_t e0, Py_ssize_t es, Py_ssize_t e1) noexcept nogil:
-    """Add the members el[e0:es] (sorted by key) to the queries el[es:e1] (sorted by key)."""
-    cdef Py_ssize_t m = S.m, nm = es - e0, i, k, ch, a = 0, b = 0
+cdef void _cdq_contribute(Sweep* S, Elem* mem, Py_ssize_t nm, Elem* qs, Py_ssize_t nq,
+                          Py_ssize_t m, Py_ssize_t off) noexcept nogil:
+    """Add the members mem[:nm] (sorted by key; weights w[off:off+m]) to the queries qs[:nq]
+    (sorted by key; sums acc[off:off+m]): sum_k w_k H(key_k - key_q), by one sliding pass."""
+    cdef Py_ssize_t i, k, ch, a = 0, b = 0
     cdef Py_ssize_t l = 0, r = 0, mid = 0
-    cdef Elem* mem = &S.el[e0]
     cdef Elem* q
     cdef double Wb[MAXCH]
     cdef double Ob[MAXCH]
@@ -669,9 +671,9 @@ cdef void _cdq_contribute(Sweep* S, Py_ssize_t e0, Py_ssize_t es, Py_ssize_t e1)
         Ob[ch] = 0.0
     for i in range(nm - 1, -1, -1):
         for ch in range(m):
-            S.suf[i * m + ch] = S.suf[(i + 1) * m + ch] + mem[i].w[ch]
-    for i in range(es, e1):
-        q = &S.el[i]
+            S.suf[i * m + ch] = S.suf[(i + 1) * m + ch] + mem[i].w[off + ch]
+    for i in range(nq):
+        q = &qs[i]
         if d > 0.0:
             _threshold(q.key, -d, &ls, &le)
             _threshold(q.key, d, &hs, &he)
@@ -686,7 +688,7 @@ cdef void _cdq_contribute(Sweep* S, Py_ssize_t e0, Py_ssize_t es, Py_ssize_t e1)
         while b < nm and _below(mem[b].key, hs, he):
             b += 1
         for ch in range(m):
-            q.acc[ch] += S.suf[b * m + ch]
+            q.acc[off + ch] += S.suf[b * m + ch]
         if b <= a:
             continue
         # two-stack sliding aggregate over [a, b), as in sliding_window_sums
@@ -701,21 +703,21 @@ cdef void _cdq_contribute(Sweep* S, Py_ssize_t e0, Py_ssize_t es, Py_ssize_t e1)
             if r == mid:
                 Lb = mem[r].key
                 for ch in range(m):
-                    Wb[ch] = mem[r].w[ch]
+                    Wb[ch] = mem[r].w[off + ch]
                     Ob[ch] = 0.0
             else:
                 f = _per(S, mem[r].key - Lb)
                 for ch in range(m):
-                    if mem[r].w[ch] != 0.0:
-                        Ob[ch] += mem[r].w[ch] * f
-                    Wb[ch] += mem[r].w[ch]
+                    if mem[r].w[off + ch] != 0.0:
+                        Ob[ch] += mem[r].w[off + ch] * f
+                    Wb[ch] += mem[r].w[off + ch]
             r += 1
         if a > l:
             l = a
             if l >= mid:
                 for k in range(r - 1, l - 1, -1):
                     for ch in range(m):
-                        S.fW[k * m + ch] = mem[k].w[ch]
+                        S.fW[k * m + ch] = mem[k].w[off + ch]
                         S.fO[k * m + ch] = 0.0
                     if k + 1 < r:
                         f = _per(S, mem[k + 1].key - mem[k].key)
@@ -745,7 +747,7 @@ cdef void _cdq_contribute(Sweep* S, Py_ssize_t e0, Py_ssize_t es, Py_ssize_t e1)
                 Oq[ch] = Ob[ch]
         f = _per(S, (mem[l].key - q.key) + d)
         for ch in range(m):
-            q.acc[ch] += 0.5 * (Oq[ch] + (Wq[ch] * f if Wq[ch] != 0.0 else 0.0))
+            q.acc[off + ch] += 0.5 * (Oq[ch] + (Wq[ch] * f if Wq[ch] != 0.0 else 0.0))
 
 
 cdef void _cdq(Sweep* S, Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
@@ -768,7 +770,10 @@ cdef void _cdq(Sweep* S, Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
     es = S.gptr[gm]
     _cdq(S, g0, gm)
     _cdq(S, gm, g1)
-    _cdq_contribute(S, e0, es, e1)
+    if S.me:  # the earlier half's members to the later half's queries
+        _cdq_contribute(S, &S.el[e0], es - e0, &S.el[es], e1 - es, S.me, 0)
+    if S.ml:  # and the later half's members to the earlier half's queries
+        _cdq_contribute(S, &S.el[es], e1 - es, &S.el[e0], es - e0, S.ml, MAXCH)
     # merge the two halves by key (ties: the earlier half first)
     i = e0
     j = es
@@ -792,23 +797,30 @@ cdef void _cdq(Sweep* S, Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
     memcpy(&S.el[e0], &S.tmp[e0], (e1 - e0) * sizeof(Elem))
 
 
-def earlier_group_sums(const double[::1] key, const double[:, ::1] W, const int64_t[::1] gptr,
-                       double delta, double[:, ::1] out):
-    """out[q, ch] = sum over the members k of the groups before q's of W[k, ch] H(key_k - key_q).
+def group_sums(const double[::1] key, const double[:, ::1] We, const double[:, ::1] Wl,
+               const int64_t[::1] gptr, double delta, double[:, ::1] earlier,
+               double[:, ::1] later):
+    """earlier[q, ch] = sum over the members k of the groups before q's of We[k, ch] H(key_k - key_q),
+    later[q, ch] = the same over the groups after q's, with Wl (a zero-column Wl or We skips it).
 
-    Elements are in (group, key) order, group g being [gptr[g], gptr[g+1]).  O(n log G): every
-    level of the divide and conquer reads and writes its elements sequentially (each element
-    carries its key, weights and sums), and only non-negative terms are added."""
+    Elements are in (group, key) order, group g being [gptr[g], gptr[g+1]).  An offline divide
+    and conquer over the groups: O(n log G), every level reading and writing its elements
+    sequentially (each element carries its key, weights and sums); only non-negative terms are
+    added."""
     cdef Sweep S
-    cdef Py_ssize_t n = key.shape[0], m = W.shape[1], G = gptr.shape[0] - 1, i, ch
+    cdef Py_ssize_t n = key.shape[0], me = We.shape[1], ml = Wl.shape[1]
+    cdef Py_ssize_t G = gptr.shape[0] - 1, i, ch
     cdef double inv
     for i in range(n):
-        for ch in range(m):
-            out[i, ch] = 0.0
+        for ch in range(me):
+            earlier[i, ch] = 0.0
+        for ch in range(ml):
+            later[i, ch] = 0.0
     if n == 0 or G <= 1:
         return
     S.gptr = &gptr[0]
-    S.m = m
+    S.me = me
+    S.ml = ml
     S.delta = delta
     S.inv_delta = 0.0
     if delta > 0.0:
@@ -817,9 +829,9 @@ def earlier_group_sums(const double[::1] key, const double[:, ::1] W, const int6
             S.inv_delta = inv
     S.el = <Elem*> malloc(n * sizeof(Elem))
     S.tmp = <Elem*> malloc(n * sizeof(Elem))
-    S.suf = <double*> malloc((n + 1) * m * sizeof(double))
-    S.fW = <double*> malloc(n * m * sizeof(double))
-    S.fO = <double*> malloc(n * m * sizeof(double))
+    S.suf = <double*> malloc((n + 1) * MAXCH * sizeof(double))
+    S.fW = <double*> malloc(n * MAXCH * sizeof(double))
+    S.fO = <double*> malloc(n * MAXCH * sizeof(double))
     if S.el == NULL or S.tmp == NULL or S.suf == NULL or S.fW == NULL or S.fO == NULL:
         free(S.el)
         free(S.tmp)
@@ -831,18 +843,47 @@ def earlier_group_sums(const double[::1] key, const double[:, ::1] W, const int6
         for i in range(n):
             S.el[i].key = key[i]
             S.el[i].idx = i
-            for ch in range(m):
-                S.el[i].w[ch] = W[i, ch]
+            for ch in range(2 * MAXCH):
+                S.el[i].w[ch] = 0.0
                 S.el[i].acc[ch] = 0.0
+            for ch in range(me):
+                S.el[i].w[ch] = We[i, ch]
+            for ch in range(ml):
+                S.el[i].w[MAXCH + ch] = Wl[i, ch]
         _cdq(&S, 0, G)
         for i in range(n):
-            for ch in range(m):
-                out[S.el[i].idx, ch] = S.el[i].acc[ch]
+            for ch in range(me):
+                earlier[S.el[i].idx, ch] = S.el[i].acc[ch]
+            for ch in range(ml):
+                later[S.el[i].idx, ch] = S.el[i].acc[MAXCH + ch]
     free(S.el)
     free(S.tmp)
     free(S.suf)
     free(S.fW)
     free(S.fO)
+
+
+def self_windows(const double[::1] key, double delta, int64_t[::1] lo, int64_t[::1] hi):
+    """For sorted keys: lo[i] = #{k : key_k < key_i - delta}, hi[i] = #{k : key_k < key_i + delta}
+    (exact thresholds), by two pointers in O(n).  At delta = 0 both are #{k : key_k < key_i}."""
+    cdef Py_ssize_t n = key.shape[0], i, a = 0, b = 0
+    cdef double ls, le, hs, he
+    with nogil:
+        for i in range(n):
+            if delta > 0.0:
+                _threshold(key[i], -delta, &ls, &le)
+                _threshold(key[i], delta, &hs, &he)
+            else:
+                ls = hs = key[i]
+                le = he = 0.0
+            while a < n and _below(key[a], ls, le):
+                a += 1
+            if b < a:
+                b = a
+            while b < n and _below(key[b], hs, he):
+                b += 1
+            lo[i] = a
+            hi[i] = b
 
 
 def group_suffix_sums(const double[:, ::1] W, const int64_t[::1] gptr, double[:, ::1] out):

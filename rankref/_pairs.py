@@ -13,7 +13,7 @@ and per-positive inputs and outputs follow that order.
 import numpy as np
 
 from . import _kernels
-from ._engine import positions, two_sum
+from ._engine import positions, stable_argsort, two_sum
 
 __all__ = ["window", "static_sums", "rs_terms", "rs_sorting_scatter", "rank_pos", "class_rank",
            "other_class_sums", "other_class_scatter", "prototype_fp", "prototype_grad"]
@@ -26,6 +26,11 @@ def window(keys, q, delta):
     """``(#{k < q - delta}, #{k < q + delta})`` for sorted ``keys``: the query's window is
     ``[pl, ph)`` and the members at or above ``q + delta`` are ``[ph, n)``.  At delta = 0 both
     are ``#{k < q}`` (the members >= q count 1)."""
+    if q is keys:  # the keys' own windows: two pointers, O(n)
+        lo = np.empty(keys.shape[0], dtype=np.int64)
+        hi = np.empty(keys.shape[0], dtype=np.int64)
+        _kernels.self_windows(keys, delta, lo, hi)
+        return lo, hi
     if delta > 0.0:
         with np.errstate(over="ignore", invalid="ignore"):
             s, e = two_sum(q, -delta)
@@ -70,7 +75,7 @@ class _Groups:
 
     def __init__(self, gkey):
         P = gkey.shape[0]
-        order = np.argsort(gkey, kind="stable").astype(np.int64)  # ascending, keys ascending
+        order = stable_argsort(gkey)  # ascending, keys ascending within a group
         gptr = _groups(gkey[order])
         # descending groups, keys still ascending within a group
         size = np.diff(gptr)
@@ -91,22 +96,29 @@ def groups_of(gkey):
     return _Groups(gkey) if gkey.shape[0] > DIRECT_MAX_P else None
 
 
-def _earlier_groups(keys, W, order, gptr, delta):
-    """``sum_k W_k H(keys_k - keys_q)`` over the members k whose group comes strictly before
-    q's, for the elements in (group, key) order ``order`` with boundaries ``gptr``."""
-    P, m = W.shape
-    out = np.empty((P, m))
-    _kernels.earlier_group_sums(keys[order], np.ascontiguousarray(W[order], dtype=np.float64),
-                                gptr, delta, out)
-    res = np.empty((P, m))
-    res[order] = out
-    return res
+def _group_sums(keys, We, Wl, order, gptr, delta):
+    """``(earlier, later)``: sums of ``W_k H(keys_k - keys_q)`` over the members k of the groups
+    strictly before q's (weights ``We``) and strictly after (weights ``Wl``), for the elements in
+    (group, key) order ``order`` with boundaries ``gptr``.  A None weight skips that side."""
+    P = keys.shape[0]
+    We = np.zeros((P, 0)) if We is None else np.ascontiguousarray(We[order], dtype=np.float64)
+    Wl = np.zeros((P, 0)) if Wl is None else np.ascontiguousarray(Wl[order], dtype=np.float64)
+    e = np.empty((P, We.shape[1]))
+    lt = np.empty((P, Wl.shape[1]))
+    _kernels.group_sums(keys[order], We, Wl, gptr, delta, e, lt)
+    earlier = np.empty_like(e)
+    later = np.empty_like(lt)
+    earlier[order] = e
+    later[order] = lt
+    return earlier, later
 
 
 def _within_groups(keys, W, order, gptr, delta, lo=None, hi=None):
     """``sum_k W_k H(keys_k - keys_q)`` over the members k of q's own group (self included);
     ``lo, hi``: the windows of the keys among all keys, when known."""
     P, m = W.shape
+    if gptr.shape[0] == P + 1:  # every group a single element: the self term H(0) only
+        return np.asarray(W, dtype=np.float64) * (0.5 if delta > 0.0 else 1.0)
     k = keys[order]
     Wo = np.ascontiguousarray(W[order], dtype=np.float64)
     grp = np.repeat(np.arange(gptr.shape[0] - 1), np.diff(gptr))
@@ -143,10 +155,10 @@ def rs_terms(xp, tp, delta, groups=None):
     lo, hi = window(xp, xp, delta)
     out = np.empty((P, 5))
     out[:, :2] = static_sums(xp, W, xp, delta, lo, hi)
-    # t_k >= t_i: the higher IoU groups, plus i's own group
-    tgt = (_earlier_groups(xp, W, *g.x[False], delta)
-           + _within_groups(xp, W, *g.x[True], delta, lo, hi))
-    out[:, 4] = _earlier_groups(xp, W[:, :1], *g.x[True], delta)[:, 0]  # t_k < t_i
+    # groups by descending IoU: t_k > t_i are the earlier groups, t_k < t_i the later ones
+    higher, lower = _group_sums(xp, W, W[:, :1], *g.x[False], delta)
+    tgt = higher + _within_groups(xp, W, *g.x[True], delta, lo, hi)  # t_k >= t_i
+    out[:, 4] = lower[:, 0]  # D_i = sum_{t_k < t_i} H_ik
     # where nothing below t_i weighs (D = 0 exactly) the two sets sum the same terms: use the
     # same values, so that the sorting error is exactly 0 there
     same = out[:, 4] == 0.0
@@ -163,7 +175,7 @@ def rs_sorting_scatter(xp, tp, w, delta, groups=None):
     if P <= DIRECT_MAX_P:
         return _kernels.rs_sorting_scatter_direct(xp, tp, w, delta)
     g = groups or _Groups(tp)
-    out = _earlier_groups(-xp[::-1], w[::-1].reshape(P, 1), *g.y[False], delta)
+    out = _group_sums(-xp[::-1], w[::-1].reshape(P, 1), None, *g.y[False], delta)[0]
     return out[::-1, 0].copy()
 
 
@@ -186,8 +198,8 @@ def other_class_sums(xp, cls, delta, groups=None):
     the classes before plus the classes after i's (two non-negative parts)."""
     g = groups or _Groups(cls)
     W = np.ones((xp.shape[0], 1))
-    return (_earlier_groups(xp, W, *g.x[True], delta)
-            + _earlier_groups(xp, W, *g.x[False], delta))[:, 0]
+    before, after = _group_sums(xp, W, W, *g.x[True], delta)
+    return (before + after)[:, 0]
 
 
 def other_class_scatter(xp, cls, c, delta, groups=None):
@@ -196,9 +208,8 @@ def other_class_scatter(xp, cls, c, delta, groups=None):
     P = xp.shape[0]
     g = groups or _Groups(cls)
     W = np.asarray(c, dtype=np.float64)[::-1].reshape(P, 1)
-    y = -xp[::-1]
-    out = (_earlier_groups(y, W, *g.y[True], delta) + _earlier_groups(y, W, *g.y[False], delta))
-    return out[::-1, 0].copy()
+    before, after = _group_sums(-xp[::-1], W, W, *g.y[True], delta)
+    return (before + after)[::-1, 0].copy()
 
 
 def prototype_fp(means, n_b, xp, delta):

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _kernels, _pairs
-from ._engine import BucketEngine, rescaled
+from ._engine import BucketEngine, rescaled, stable_argsort
 from ._validation import (
     EPS,
     as_labels,
@@ -266,7 +266,7 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
         t[y < 0] = -1
         t.reshape(-1)[pos] = 1
         t = t.reshape(-1)
-        by_x = np.argsort(xp, kind="stable")  # the engine takes the positives by logit
+        by_x = stable_argsort(xp)  # the engine takes the positives by logit
         pos, cls, grp, A = pos[by_x], cls[by_x], grp[by_x], A[by_x]
         x, xp, d = rescaled(x, pos, d)
         engine = BucketEngine(x, t, xp, d, name="scores")

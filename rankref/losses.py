@@ -26,7 +26,7 @@ import numpy as np
 
 from . import _pairs
 from ._dense import ap_loss_dense, rank_sort_dense
-from ._engine import BucketEngine, rescaled
+from ._engine import BucketEngine, rescaled, stable_argsort
 from ._validation import EPS, check_method, prepare_ranking, raise_nonfinite
 from .buckets import brs_runs
 
@@ -162,7 +162,7 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
         sg = sg.astype(gdt).reshape(shape)
         return RankSortResult(rl, sl, rg, sg, rg + sg)
 
-    pos = pos[np.argsort(x[pos], kind="stable")]  # by ascending logit, ties in index order
+    pos = pos[stable_argsort(x[pos])]  # by ascending logit, ties in index order
     x, xp, d = rescaled(x, pos, d)
     tp = t[pos].astype(np.float64)
     groups = _pairs.groups_of(tp)  # the IoU order, shared by the sorting terms and scatter
@@ -258,7 +258,7 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
         loss, g = ap_loss_dense(x, t, d, bool(interpolate))
         return APLossResult(loss, g.astype(gdt).reshape(shape) if compute_grad else None)
 
-    pos = pos[np.argsort(x[pos], kind="stable")]  # by ascending logit, ties in index order
+    pos = pos[stable_argsort(x[pos])]  # by ascending logit, ties in index order
     x, xp, d = rescaled(x, pos, d)
     engine = BucketEngine(x, t, xp, d)
     fp = engine.fp()

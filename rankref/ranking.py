@@ -4,7 +4,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _kernels, _pairs
-from ._engine import BucketEngine, rescaled
+from ._engine import BucketEngine, rescaled, stable_argsort
 from ._validation import (
     as_logits,
     as_targets,
@@ -140,7 +140,7 @@ def relaxed_ranks(logits, targets, delta=0.5):
         raise_nonfinite(x)
         empty = np.zeros(0, dtype=np.float64)
         return RelaxedRanks(pos, empty, empty.copy(), empty.copy())
-    order = np.argsort(x[pos], kind="stable")
+    order = stable_argsort(x[pos])
     x, xp, d = rescaled(x, pos[order], d)
     fp = np.empty(pos.shape[0])
     rank_pos = np.empty(pos.shape[0])

@@ -105,3 +105,12 @@ def test_threads_are_private_to_rankref():
         assert torch.get_num_threads() == before
     finally:
         _kernels.set_num_threads(0)
+
+
+def test_stable_argsort_is_argsort_stable():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        a = np.round(rng.normal(size=rng.integers(0, 300)), int(rng.integers(0, 3)))
+        if rng.random() < 0.3:
+            a[rng.random(a.size) < 0.3] = -0.0  # -0.0 and 0.0 tie
+        assert_array_equal(_engine.stable_argsort(a), np.argsort(a, kind="stable"))
