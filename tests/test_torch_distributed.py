@@ -101,6 +101,14 @@ def _worker(rank, world, port, out_dir):
         out["cols_error"] = ""
     except ValueError as exc:
         out["cols_error"] = str(exc)
+    # a bad label on rank 0 in update_counts: both raise, no count changes anywhere
+    before = gap.counts.clone()
+    try:
+        gap.update_counts(torch.tensor([C + 5 if rank == 0 else 0]))
+        out["update_error"] = ""
+    except ValueError as exc:
+        out["update_error"] = str(exc)
+    out["update_unchanged"] = bool(torch.equal(before, gap.counts))
     # the group still works afterwards
     run("again", lambda m: sum(rt.RankSortLoss(gather=True)(m(x), rs_t)))
     np.savez(os.path.join(out_dir, f"rank{rank}.npz"), **out)
@@ -191,6 +199,9 @@ def test_bad_input_on_one_rank_raises_on_every_rank(results):
     assert "rank(s) [0]" in str(results[1]["bad_error"])
     for k in range(WORLD):
         assert "same number of columns" in str(results[k]["cols_error"])
+        assert bool(results[k]["update_unchanged"])
+    assert "entry 0 is 8" in str(results[0]["update_error"])
+    assert "rank(s) [0]" in str(results[1]["update_error"])
 
 
 def test_gather_without_process_group_warns_once(monkeypatch):

@@ -558,10 +558,15 @@ class GAPLoss(nn.Module):
         y = _checks.labels(labels, "labels").detach().reshape(-1).to(torch.int64)
         C = self.num_classes
         bad = _bridge._first((y < -1) | (y > C))
-        if bad >= 0:
-            raise ValueError(f"labels must be in [-1, {C}], but entry {bad} is {int(y[bad])}.")
+        error = None if bad < 0 else (f"labels must be in [-1, {C}], but entry {bad} is "
+                                      f"{int(y[bad])}")
+        sync = self.sync_counts and _distributed.active()
+        if sync:  # every rank raises if one does, before any rank sums
+            _distributed.agree(error, y.device)
+        elif error is not None:
+            raise ValueError(error + ".")
         hist = torch.bincount(y[(y >= 0) & (y < C)], minlength=C)[:C]
-        if self.sync_counts and _distributed.active():
+        if sync:
             _distributed.all_reduce_sum(hist)
         self._store_counts(self.counts + hist.to(self.counts.device))
         return self
