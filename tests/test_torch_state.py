@@ -194,3 +194,21 @@ def test_counts_of_a_class_counts_object_are_not_changed_by_the_function():
     before = counts.counts.copy()
     rt.gap_loss(scores, labels, counts)
     assert_array_equal(counts.counts, before)
+
+
+def test_scalars_beyond_the_float_range_and_degenerate_slopes():
+    x = torch.zeros(3)
+    for kw in (dict(delta=10**400), dict(gather=False, delta=-10**400)):
+        with pytest.raises(ValueError, match="delta"):
+            rt.rank_sort_loss(x, x, **kw)
+    with pytest.raises(ValueError, match="loss_weight"):
+        rt.RankSortLoss(loss_weight=10**400)
+    # balanced L1 and LGR need b = exp(gamma / alpha) - 1 finite and > 0
+    for alpha, gamma in ((5e-324, 1.5), (1e-3, 1.0), (1.0, 1e-300)):
+        with pytest.raises(ValueError, match="gamma / alpha"):
+            rt.balanced_l1_loss(x, x, alpha=alpha, gamma=gamma)
+        with pytest.raises(ValueError, match="gamma / alpha"):
+            rt.lgr_cross_entropy(torch.zeros(2, 3), torch.zeros(2, dtype=torch.int64),
+                                 alpha=alpha, gamma=gamma)
+        with pytest.raises(ValueError, match="gamma / alpha"):
+            rt.BalancedL1Loss(alpha=alpha, gamma=gamma)

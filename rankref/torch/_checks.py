@@ -10,7 +10,8 @@ import numbers
 import numpy as np
 import torch
 
-from rankref._validation import check_delta, check_method  # noqa: F401  (re-exported)
+from rankref._validation import check_delta as _check_delta
+from rankref._validation import check_method  # noqa: F401  (re-exported)
 
 __all__ = []
 
@@ -82,10 +83,34 @@ def real(value, name, *, low=0.0, low_open=False, what=None):
         what = f"a finite number {'>' if low_open else '>='} {low:g}"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be {what}, got {value!r}.")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an integer beyond the float range
+        v = math.inf
     if not math.isfinite(v) or v < low or (low_open and v == low):
         raise ValueError(f"{name} must be {what}, got {value!r}.")
     return v
+
+
+def check_delta(value, name="delta"):
+    """rankref's check of ``delta`` (also for integers beyond the float range)."""
+    real(value, name, what="a finite number >= 0 (the half-width of the relaxed step; 0 gives "
+                           "the exact step)")
+    return _check_delta(value, name)
+
+
+def log_slope(alpha, gamma):
+    """Check that ``b = exp(gamma / alpha) - 1`` of balanced L1 and LGR is finite and > 0."""
+    ratio = gamma / alpha
+    try:
+        b = math.exp(ratio) - 1.0
+    except OverflowError:
+        b = math.inf
+    if not (0.0 < b < math.inf):
+        raise ValueError(
+            f"gamma / alpha must lie in about [1e-15, 709] so that b = exp(gamma / alpha) - 1 is "
+            f"a finite number > 0; got alpha={alpha!r}, gamma={gamma!r} (ratio {ratio!r})."
+        )
 
 
 def flag(value, name):
@@ -95,6 +120,7 @@ def flag(value, name):
 
 
 def integer(value, name, low, high):
+    """An integer in ``[low, high]`` (bool refused)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
             or not low <= value <= high:
         raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}.")

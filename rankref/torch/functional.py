@@ -267,6 +267,7 @@ def balanced_l1_loss(pred, target, alpha=0.5, gamma=1.5, beta=1.0):
                          f"{tuple(t.shape)}.")
     a, gm, b = (_checks.real(v, n, low_open=True) for v, n in
                 ((alpha, "alpha"), (gamma, "gamma"), (beta, "beta")))
+    _checks.log_slope(a, gm)
     loss, _ = _bridge.balanced_l1_op(p, t, a, gm, b)
     return loss
 
@@ -296,6 +297,7 @@ def lgr_cross_entropy(logits, labels, alpha=0.5, gamma=1.0):
                          f"{tuple(y.shape)}.")
     a = _checks.real(alpha, "alpha", low_open=True)
     gm = _checks.real(gamma, "gamma", low_open=True)
+    _checks.log_slope(a, gm)
     loss, _ = _bridge.lgr_op(z, y, a, gm)
     return loss
 

@@ -387,6 +387,7 @@ class BalancedL1Loss(nn.Module):
     def __init__(self, alpha=0.5, gamma=1.5, beta=1.0, reduction="mean", loss_weight=1.0):
         super().__init__()
         self.alpha, self.gamma, self.beta = alpha, gamma, beta
+        _checks.log_slope(self.alpha, self.gamma)
         self.reduction = _checks.reduction(reduction, ("mean", "sum", "none"), "BalancedL1Loss")
         self.loss_weight = loss_weight
 
@@ -430,6 +431,7 @@ class LGRCrossEntropyLoss(nn.Module):
                  use_sigmoid=False):
         super().__init__()
         self.alpha, self.gamma = alpha, gamma
+        _checks.log_slope(self.alpha, self.gamma)
         self.reduction = _checks.reduction(reduction, ("mean", "sum", "none"),
                                            "LGRCrossEntropyLoss")
         self.loss_weight = loss_weight
