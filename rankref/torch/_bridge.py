@@ -31,7 +31,7 @@ from torch import Tensor
 
 import rankref as _rr
 
-from . import _distributed
+from . import _checks, _distributed
 
 __all__ = []
 
@@ -158,13 +158,6 @@ def _apply_weight(t, weight):
     return torch.where(mask, torch.full((), -1, dtype=t.dtype, device=t.device), t)
 
 
-def _check_avg_factor_value(avg):
-    if avg is not None:
-        v = float(avg)
-        if not (np.isfinite(v) and v > 0):
-            raise ValueError(f"avg_factor must be a finite number > 0, got {v!r}.")
-
-
 def _ranking_error(x, t, binary):
     """The first problem of a rank_sort/ap input, as rankref words it, or None (for the checks
     each rank makes before gathering)."""
@@ -223,6 +216,14 @@ def _local_grad(grad, part, world, shape):
     return grad.reshape(shape)
 
 
+def _avg(avg_factor, avg_number):
+    """The avg_factor given as a tensor (its value checked here) or as a checked number."""
+    if avg_factor is not None:
+        _checks.avg_factor_value(avg_factor)
+        return avg_factor
+    return avg_number
+
+
 def _normaliser(t, avg):
     """``|P| / avg_factor`` (a 0-d float64 tensor), or None when avg_factor is None."""
     if avg is None:
@@ -234,19 +235,21 @@ def _normaliser(t, avg):
 
 @torch.library.custom_op("rankref::rank_sort_loss", mutates_args=())
 def rank_sort_op(logits: Tensor, targets: Tensor, weight: Optional[Tensor],
-                 avg_factor: Optional[Tensor], delta: float, method: str, gather: bool,
+                 avg_factor: Optional[Tensor], avg_number: Optional[float], delta: float,
+                 method: str, gather: bool,
                  compute_grad: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(ranking_loss, sorting_loss, ranking_grad, sorting_grad)``; the gradients are empty
-    when ``compute_grad`` is False."""
+    when ``compute_grad`` is False.  ``avg_factor`` (a tensor) or ``avg_number`` replaces the
+    number of positives as the normaliser."""
     dev = logits.device
     with _no_autocast(dev):
-        _check_avg_factor_value(avg_factor)
+        avg = _avg(avg_factor, avg_number)
         x, t = _logits(logits), _apply_weight(_targets(targets), weight)
         x, t, part, world = _gather_flat(x, t, gather, "RankSortLoss", False)
         be = backend(dev)
         res = be.module.rank_sort_loss(be.array(x), be.array(t), delta, method,
                                        compute_grad=compute_grad)
-        scale = _normaliser(t, avg_factor)
+        scale = _normaliser(t, avg)
         losses = [as_tensor(res.ranking_loss, dev, torch.float64),
                   as_tensor(res.sorting_loss, dev, torch.float64)]
         gdt = compute_dtype(logits.dtype)
@@ -262,7 +265,7 @@ def rank_sort_op(logits: Tensor, targets: Tensor, weight: Optional[Tensor],
 
 
 @rank_sort_op.register_fake
-def _(logits, targets, weight, avg_factor, delta, method, gather, compute_grad):
+def _(logits, targets, weight, avg_factor, avg_number, delta, method, gather, compute_grad):
     gdt = compute_dtype(logits.dtype)
     shape = logits.shape if compute_grad else (0,)
     return (logits.new_empty((), dtype=gdt), logits.new_empty((), dtype=gdt),
@@ -277,7 +280,7 @@ def _rank_sort_setup(ctx, inputs, output):
 def _rank_sort_backward(ctx, g_ranking, g_sorting, _g_rg, _g_sg):
     rg, sg = ctx.saved_tensors
     grad = rg * g_ranking.to(rg.dtype) + sg * g_sorting.to(sg.dtype)
-    return grad.to(ctx.in_dtype), None, None, None, None, None, None, None
+    return (grad.to(ctx.in_dtype),) + (None,) * 8
 
 
 rank_sort_op.register_autograd(_rank_sort_backward, setup_context=_rank_sort_setup)
@@ -285,12 +288,13 @@ rank_sort_op.register_autograd(_rank_sort_backward, setup_context=_rank_sort_set
 
 @torch.library.custom_op("rankref::ap_loss", mutates_args=())
 def ap_op(logits: Tensor, targets: Tensor, weight: Optional[Tensor],
-          avg_factor: Optional[Tensor], delta: float, interpolate: bool, method: str,
-          gather: bool, compute_grad: bool) -> tuple[Tensor, Tensor]:
+          avg_factor: Optional[Tensor], avg_number: Optional[float], delta: float,
+          interpolate: bool, method: str, gather: bool,
+          compute_grad: bool) -> tuple[Tensor, Tensor]:
     """``(loss, grad)``; the gradient is empty when ``compute_grad`` is False."""
     dev = logits.device
     with _no_autocast(dev):
-        _check_avg_factor_value(avg_factor)
+        avg = _avg(avg_factor, avg_number)
         x, t = _logits(logits), _apply_weight(_targets(targets), weight)
         x, t, part, world = _gather_flat(x, t, gather, "APLoss", True)
         be = backend(dev)
@@ -302,14 +306,15 @@ def ap_op(logits: Tensor, targets: Tensor, weight: Optional[Tensor],
             grad = _local_grad(as_tensor(res.grad, dev, gdt), part, world, logits.shape)
         else:
             grad = _empty(logits, gdt)
-        scale = _normaliser(t, avg_factor)
+        scale = _normaliser(t, avg)
         if scale is not None:
             loss, grad = loss * scale, grad * scale.to(gdt)
         return loss.to(gdt), grad
 
 
 @ap_op.register_fake
-def _(logits, targets, weight, avg_factor, delta, interpolate, method, gather, compute_grad):
+def _(logits, targets, weight, avg_factor, avg_number, delta, interpolate, method, gather,
+      compute_grad):
     gdt = compute_dtype(logits.dtype)
     return (logits.new_empty((), dtype=gdt),
             logits.new_empty(logits.shape if compute_grad else (0,), dtype=gdt))
@@ -358,8 +363,8 @@ def gap_op(scores: Tensor, labels: Tensor, weight: Optional[Tensor], counts: Opt
         if counts is None:
             new_counts = torch.empty((0,), dtype=torch.int64, device=dev)
         elif update_counts:
-            fg = y[(y >= 0) & (y < C)]
-            hist = torch.bincount(fg, minlength=C)[:C].to(counts.dtype)
+            hist = torch.bincount(torch.where(y >= 0, y, C), minlength=C + 1)[:C]
+            hist = hist.to(counts.dtype)
             if sync:
                 _distributed.all_reduce_sum(hist)
             new_counts = counts + hist
@@ -416,27 +421,25 @@ def class_targets_op(labels: Tensor, scores: Optional[Tensor], num_classes: int)
     bad = _first((y < 0) | (y > C))
     if bad >= 0:
         raise ValueError(
-            f"labels (target[0] of the mmdet call) must be in [0, {C}] ([0, {C}) foreground, "
-            f"{C} background), but entry {bad} is {int(y[bad])}."
+            f"labels of the mmdet call (the target, or target[0] of a pair) must be in [0, {C}] "
+            f"([0, {C}) foreground, {C} background), but entry {bad} is {int(y[bad])}."
         )
     if scores is None:
-        out = torch.zeros((y.shape[0], C), dtype=torch.int8, device=labels.device)
-        vals = torch.ones((), dtype=torch.int8, device=labels.device)
+        vals = torch.ones(y.shape, dtype=torch.int8, device=labels.device)
     else:
-        q = scores.detach().reshape(-1)
-        q = q.to(torch.float32) if q.dtype in (torch.float16, torch.bfloat16) else q
-        bad = _first(~((q >= 0) & (q <= 1)))
+        vals = scores.detach().reshape(-1)
+        if vals.dtype in (torch.float16, torch.bfloat16):
+            vals = vals.to(torch.float32)
+        bad = _first(~((vals >= 0) & (vals <= 1)))
         if bad >= 0:
             raise ValueError(
                 f"scores (target[1] of the mmdet call, the IoU quality) must be in [0, 1], but "
-                f"entry {bad} is {float(q[bad])!r}."
+                f"entry {bad} is {float(vals[bad])!r}."
             )
-        out = torch.zeros((y.shape[0], C), dtype=q.dtype, device=labels.device)
-        vals = q
-    fg = torch.nonzero(y < C).reshape(-1)
-    if fg.numel():
-        out[fg, y[fg]] = vals if vals.dim() == 0 else vals[fg]
-    return out
+    # column C collects the background rows and is dropped (no boolean indexing: no sync)
+    out = torch.zeros((y.shape[0], C + 1), dtype=vals.dtype, device=labels.device)
+    out.scatter_(1, y.reshape(-1, 1), vals.reshape(-1, 1))
+    return out[:, :C].contiguous()
 
 
 @class_targets_op.register_fake

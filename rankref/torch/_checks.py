@@ -153,11 +153,11 @@ def reduction(value, allowed, cls, name="reduction"):
 
 
 def avg_factor(value, like):
-    """None, or ``avg_factor`` as a 0-d float64 tensor on ``like``'s device.
-
-    Python numbers are checked here (finite, > 0); a tensor's value is checked by the op."""
+    """``(tensor, number)``: ``avg_factor`` as a 0-d float64 tensor on ``like``'s device (a
+    tensor was given; its value is checked where it is used) or as a checked Python float
+    (finite, > 0); ``(None, None)`` when it is None."""
     if value is None:
-        return None
+        return None, None
     if isinstance(value, torch.Tensor):
         tensor(value, "avg_factor")
         if value.numel() != 1:
@@ -167,6 +167,12 @@ def avg_factor(value, like):
             )
         if value.dtype not in FLOATS + INTEGERS:
             raise ValueError(f"avg_factor must be a real number, got dtype {value.dtype}.")
-        return value.detach().reshape(()).to(device=like.device, dtype=torch.float64)
-    v = real(value, "avg_factor", low=0.0, low_open=True)
-    return torch.tensor(v, dtype=torch.float64, device=like.device)
+        return value.detach().reshape(()).to(device=like.device, dtype=torch.float64), None
+    return None, real(value, "avg_factor", low=0.0, low_open=True)
+
+
+def avg_factor_value(avg):
+    """Check the value of an ``avg_factor`` tensor (one host sync)."""
+    v = float(avg)
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"avg_factor must be a finite number > 0, got {v!r}.")

@@ -109,8 +109,8 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", gather=False, 
     x, t, d, m, g = _ranking_args(logits, targets, delta, method, gather,
                                   ("bucketed", "dense", "brs"), "rank_sort_loss")
     w = _check_weight_shape(weight, t)
-    avg = _checks.avg_factor(avg_factor, x)
-    r, s, _, _ = _bridge.rank_sort_op(x, t, w, avg, d, m, g, _needs_grad(x))
+    avg_t, avg_n = _checks.avg_factor(avg_factor, x)
+    r, s, _, _ = _bridge.rank_sort_op(x, t, w, avg_t, avg_n, d, m, g, _needs_grad(x))
     return r, s
 
 
@@ -140,8 +140,8 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", gat
                                   "ap_loss")
     interpolate = _checks.flag(interpolate, "interpolate")
     w = _check_weight_shape(weight, t)
-    avg = _checks.avg_factor(avg_factor, x)
-    loss, _ = _bridge.ap_op(x, t, w, avg, d, interpolate, m, g, _needs_grad(x))
+    avg_t, avg_n = _checks.avg_factor(avg_factor, x)
+    loss, _ = _bridge.ap_op(x, t, w, avg_t, avg_n, d, interpolate, m, g, _needs_grad(x))
     return loss
 
 

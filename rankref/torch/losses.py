@@ -350,10 +350,12 @@ def _elementwise_reduce(loss, weight, reduction, avg_factor, cls):
     if reduction == "sum":
         raise ValueError(f"avg_factor cannot be used with reduction='sum' in {cls} (it divides "
                          f"the sum: use reduction='mean').")
-    avg = _checks.avg_factor(avg_factor, loss)
-    if not torch.compiler.is_compiling():
-        _bridge._check_avg_factor_value(avg)
-    return loss.sum() / avg.to(loss.dtype) if reduction == "mean" else loss
+    avg_t, avg_n = _checks.avg_factor(avg_factor, loss)
+    if avg_t is not None:
+        if not torch.compiler.is_compiling():
+            _checks.avg_factor_value(avg_t)
+        avg_n = avg_t.to(loss.dtype)
+    return loss.sum() / avg_n if reduction == "mean" else loss
 
 
 class BalancedL1Loss(nn.Module):
@@ -610,9 +612,9 @@ class GAPLoss(nn.Module):
                 f"{self.num_classes}; pred must be [n, C] without a background column."
             )
         _checks.same_device(s, "pred", self.counts, "the counts buffer (move the module)")
-        avg = _checks.avg_factor(avg_factor, s)
-        if avg is not None and not torch.compiler.is_compiling():
-            _bridge._check_avg_factor_value(avg)
+        avg_t, _ = _checks.avg_factor(avg_factor, s)  # checked, not used
+        if avg_t is not None and not torch.compiler.is_compiling():
+            _checks.avg_factor_value(avg_t)
         loss, err, _, new_counts = _bridge.gap_op(
             s, y, w, self.counts, None, self.delta, self.gamma, self.method,
             self.exclude_foreground, True, self.sync_counts, self.gather, F._needs_grad(s))
