@@ -125,8 +125,8 @@ train_labels, train_weight, train_boxes = assign(*train_gts)
 # %%
 # The head
 # --------
-# A small convolutional backbone at stride 4 (4x4 patches, then two 3x3 convolutions), a classification branch with C sigmoid outputs
-# per anchor (prior bias of 0.01) and a box branch.
+# A small convolutional backbone at stride 4 (4x4 patches, then two 3x3 convolutions), a
+# classification branch with C sigmoid outputs per anchor (prior bias of 0.01) and a box branch.
 
 class Detector(nn.Module):
     def __init__(self):

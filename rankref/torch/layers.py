@@ -33,6 +33,10 @@ class GuidedLossScaling(nn.Module):
     init : float > 0, default 1.0
         Initial value of ``p`` (so ``delta = init**2`` at the start).
 
+    Notes
+    -----
+    Plain PyTorch (autograd derivatives): runs on the device of its inputs.
+
     Examples
     --------
     >>> import torch, rankref.torch as rt
@@ -136,6 +140,10 @@ class BalancedFeaturePyramid(nn.Module):
     refine_type : {"non_local", "conv", None}, default "non_local"
         ``"non_local"``: the embedded-Gaussian block of Eq. 4; ``"conv"``: a 3x3 convolution
         and ReLU; None: no refinement and no parameters.
+
+    Notes
+    -----
+    Plain PyTorch (autograd derivatives): runs on the device of its inputs.
 
     Examples
     --------

@@ -268,7 +268,8 @@ class APLoss(nn.Module):
     -----
     Runs in :mod:`rankref` for CPU tensors and :mod:`rankref_gpu` for GPU tensors (see
     :mod:`rankref.torch`); values only under ``no_grad``; a custom operator for
-    ``torch.compile``.
+    ``torch.compile``.  The updates are error-driven (``gradcheck`` does not apply), and in
+    float16 many underflow without loss scaling: use ``torch.amp.GradScaler``.
     """
 
     delta = _Setting(_delta)
@@ -423,6 +424,11 @@ class LGRCrossEntropyLoss(nn.Module):
     use_sigmoid : False
         A softmax loss: mmdetection then builds a head with C + 1 outputs.  ``True`` raises a
         ValueError.
+
+    Notes
+    -----
+    Runs in :mod:`rankref` (CPU) or :mod:`rankref_gpu` (GPU); the gradient is the exact one of
+    :func:`rankref.lgr_cross_entropy` (the LGR weight is detached).
     """
 
     alpha = _Setting(_positive)
@@ -509,7 +515,8 @@ class GAPLoss(nn.Module):
     ``avg_factor`` is accepted for the mmdetection call and checked, but not used: GAP
     normalises per class (Eq. 8), as the official head does.  Runs in :mod:`rankref` (CPU) or
     :mod:`rankref_gpu` (GPU); values only under ``no_grad`` (the counts are still updated);
-    a custom operator for ``torch.compile``.
+    a custom operator for ``torch.compile``.  In float16, train with loss scaling
+    (``torch.amp.GradScaler``): small updates underflow without it.
     """
 
     gamma = _Setting(_weight)
