@@ -360,8 +360,8 @@ def _uses_torch(module_name, torch):
     """True for torch's own modules and for modules that import torch (rankref.torch ...)."""
     if not isinstance(module_name, str):
         return False
-    if module_name == "torch" or module_name.startswith("torch."):
-        return True
+    if module_name == "torch" or module_name.startswith(("torch.", "rankref.torch")):
+        return True  # rankref.torch is a package: its __init__ reaches torch through submodules
     module = sys.modules.get(module_name)
     return module is not None and any(v is torch for v in list(vars(module).values()))
 
