@@ -750,10 +750,55 @@ cdef void _cdq_contribute(Sweep* S, Elem* mem, Py_ssize_t nm, Elem* qs, Py_ssize
             q.acc[off + ch] += 0.5 * (Oq[ch] + (Wq[ch] * f if Wq[ch] != 0.0 else 0.0))
 
 
+cdef inline double _step(const Sweep* S, double xk, double xq) noexcept nogil:
+    """H(xk - xq) with the exact window thresholds of xq (as the window sums see it)."""
+    cdef double s, e, d = S.delta
+    if d > 0.0:
+        _threshold(xq, d, &s, &e)
+        if not _below(xk, s, e):
+            return 1.0
+        _threshold(xq, -d, &s, &e)
+        if _below(xk, s, e):
+            return 0.0
+        return 0.5 * _per(S, (xk - xq) + d)
+    return 1.0 if xk >= xq else 0.0
+
+
+cdef void _cdq_base(Sweep* S, Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
+    """A few elements: every pair of different groups directly, then an insertion sort."""
+    cdef Py_ssize_t e0 = S.gptr[g0], e1 = S.gptr[g1], g, h, i, j, ch
+    cdef double f
+    cdef Elem tmp
+    for g in range(g0, g1):
+        for h in range(g + 1, g1):
+            for i in range(S.gptr[g], S.gptr[g + 1]):      # i earlier, j later
+                for j in range(S.gptr[h], S.gptr[h + 1]):
+                    if S.me:
+                        f = _step(S, S.el[i].key, S.el[j].key)
+                        if f != 0.0:
+                            for ch in range(S.me):
+                                S.el[j].acc[ch] += S.el[i].w[ch] * f
+                    if S.ml:
+                        f = _step(S, S.el[j].key, S.el[i].key)
+                        if f != 0.0:
+                            for ch in range(S.ml):
+                                S.el[i].acc[MAXCH + ch] += S.el[j].w[MAXCH + ch] * f
+    for i in range(e0 + 1, e1):  # stable: equal keys keep the earlier group first
+        tmp = S.el[i]
+        j = i - 1
+        while j >= e0 and S.el[j].key > tmp.key:
+            S.el[j + 1] = S.el[j]
+            j -= 1
+        S.el[j + 1] = tmp
+
+
 cdef void _cdq(Sweep* S, Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
     cdef Py_ssize_t e0 = S.gptr[g0], e1 = S.gptr[g1], gm, lo, hi, half, es, i, j, k
     if g1 - g0 <= 1:
         return  # one group: already sorted by key (the input is in (group, key) order)
+    if e1 - e0 <= 16:
+        _cdq_base(S, g0, g1)
+        return
     # split at the group boundary nearest to the middle element (at least one group a side)
     half = (e0 + e1) // 2
     lo = g0 + 1
