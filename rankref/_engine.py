@@ -108,12 +108,23 @@ def rescaled(x, pos, delta):
     return x.astype(np.float64) * sigma, xpos * sigma, delta * sigma
 
 
+def ceiling(s, e):
+    """The smallest float at or above the exact real ``s + e`` (``s`` rounded to nearest, ``e``
+    its rounding error): ``s`` where ``e <= 0``, the next float up where ``e > 0`` (+inf just
+    above the largest float).  For every float v, ``v >= ceiling  <=>  v >= s + e``, so
+    comparisons with it are exact."""
+    with np.errstate(over="ignore"):
+        return np.where(e > 0.0, np.nextafter(s, np.inf), s)
+
+
 class Thresholds:
     """The exact thresholds of positives ``xq`` (float64, sorted ascending) for ``delta``.
 
     Attributes
     ----------
-    s, e : float64 arrays of length M (sorted by the real value ``s + e``)
+    s : float64 array of length M, sorted: each threshold ``x_i - delta``, ``x_i + delta``
+        (``x_i`` at delta = 0) as the smallest float at or above its exact value, so that a
+        float v lies at or above a threshold exactly when ``v >= s``.
     lo, hi : int64 arrays, one per positive: ``#{T <= x_i - delta}`` and ``#{T <= x_i + delta}``
         (both ``#{T <= x_i}`` at delta = 0); non-decreasing.
     """
@@ -127,21 +138,19 @@ class Thresholds:
             # a threshold beyond the float range is +-inf: no finite logit reaches it
             lo_e = np.where(np.isinf(lo_s), 0.0, lo_e)
             hi_e = np.where(np.isinf(hi_s), 0.0, hi_e)
-            self.s, self.e = np.empty(2 * P), np.empty(2 * P)
+            s, e = np.empty(2 * P), np.empty(2 * P)
             self.lo, self.hi = np.empty(P, dtype=np.int64), np.empty(P, dtype=np.int64)
             # x - delta and x + delta are each sorted already (rounding is monotone): merge
-            _kernels.merge_thresholds(lo_s, lo_e, hi_s, hi_e, self.s, self.e, self.lo, self.hi)
+            _kernels.merge_thresholds(lo_s, lo_e, hi_s, hi_e, s, e, self.lo, self.hi)
+            self.s = ceiling(s, e)
         else:
             self.s = xq.copy()
-            self.e = np.zeros(P)
             self.lo = self.hi = np.searchsorted(xq, xq, side="right").astype(np.int64)
 
 
 def positions(keys, ts, te):
     """#{k : keys_k < T} for sorted float64 ``keys`` and exact thresholds ``T = ts + te``."""
-    left = np.searchsorted(keys, ts, side="left")
-    right = np.searchsorted(keys, ts, side="right")
-    return np.where(te > 0.0, right, left).astype(np.int64)
+    return np.searchsorted(keys, ceiling(ts, te), side="left").astype(np.int64)
 
 
 class BucketEngine:
@@ -172,7 +181,6 @@ class BucketEngine:
         self.edges, self.lo, self.hi = th.s, th.lo, th.hi
         # thresholds with two +inf sentinels, and the grid lookup table of the bucket search
         self._E = np.concatenate([th.s, [np.inf, np.inf]])
-        self._Er = np.concatenate([th.e, [0.0, 0.0]])
         K = int(min(max(16, 8 * M), _MAX_CELLS))
         with np.errstate(over="ignore", invalid="ignore"):
             span = float(th.s[-1] - th.s[0])
@@ -190,7 +198,7 @@ class BucketEngine:
         segments = 1
         if n >= PARALLEL_MIN_N:
             segments = int(max(1, min(n // _SEGMENT_MIN, 16, _HIST_BUDGET // (M + 1))))
-        bad = _kernels.bin_negatives(x, t, self.ids, self._E, self._Er, lut, inv_w, self.counts,
+        bad = _kernels.bin_negatives(x, t, self.ids, self._E, lut, inv_w, self.counts,
                                      self.offsum, segments, threads_for(n))
         if bad >= 0:
             nonfinite_error(x, bad, name)

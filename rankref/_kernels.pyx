@@ -180,12 +180,12 @@ def first_nonfinite(const floating[::1] x):
 
 
 # --------------------------------------------------------------------------------------------
-# Bucket search.  E holds the M sorted threshold floats s followed by two +inf sentinels, Er the
-# exact rounding errors e (zeros for the sentinels): threshold k is the real s_k + e_k, and
-# T <= v  <=>  s < v  or  (s == v and e <= 0).  A uniform grid of K cells over [E[0], E[M-1]] is
-# indexed by cell_of(), a monotone function of v, and lut[c] = #{k : cell_of(E[k]) < c}.
-# Monotonicity makes every float of an earlier cell <= v and every float of a later cell > v, so
-# only the floats of v's own cell are compared: the answer is exact whatever the rounding.
+# Bucket search.  E holds the M sorted thresholds followed by two +inf sentinels, each threshold
+# as the smallest float at or above its exact real value, so that for a float v:
+# T <= v  <=>  E[k] <= v, exactly.  A uniform grid of K cells over [E[0], E[M-1]] is indexed by
+# cell_of(), a monotone function of v, and lut[c] = #{k : cell_of(E[k]) < c}.  Monotonicity
+# makes every float of an earlier cell <= v and every float of a later cell > v, so only the
+# floats of v's own cell are compared: the answer is exact whatever the rounding.
 # --------------------------------------------------------------------------------------------
 
 cdef inline Py_ssize_t cell_of(double v, double e0, double inv_w, Py_ssize_t K) noexcept nogil:
@@ -207,39 +207,30 @@ def build_lut(const double[::1] E, Py_ssize_t M, double inv_w, int32_t[::1] lut)
         lut[c + 1] += lut[c]
 
 
-cdef inline Py_ssize_t find_bucket(double v, const double* E, const double* Er, Py_ssize_t M,
-                                   const int32_t* lut, Py_ssize_t K, double e0,
-                                   double inv_w) noexcept nogil:
-    """#{k < M : (E[k], Er[k]) <= v} for v >= E[0] (the exact thresholds below or at v)."""
-    cdef Py_ssize_t c, lo, n, half
-    if v >= E[M - 1]:
-        lo = M
-    else:
-        c = cell_of(v, e0, inv_w, K)
-        lo = lut[c]
-        n = lut[c + 1] - lo
-        if n <= 2:
-            # floats past the cell (or the sentinels) are > v, so this count is exact
-            lo = lo + (E[lo] <= v) + (E[lo + 1] <= v)
+cdef inline Py_ssize_t find_bucket(double v, const double* E, const int32_t* lut,
+                                   Py_ssize_t K, double e0, double inv_w) noexcept nogil:
+    """#{k : E[k] <= v} for v >= E[0] (the exact thresholds below or at v).  A v beyond the
+    last threshold falls in the last cell, whose every threshold is <= v."""
+    cdef Py_ssize_t c = cell_of(v, e0, inv_w, K), lo, n, half
+    lo = lut[c]
+    n = lut[c + 1] - lo
+    if n <= 2:
+        # floats past the cell (or the sentinels) are > v, so this count is exact
+        return lo + (E[lo] <= v) + (E[lo + 1] <= v)
+    while n > 0:
+        half = n >> 1
+        if E[lo + half] <= v:
+            lo = lo + half + 1
+            n = n - half - 1
         else:
-            while n > 0:
-                half = n >> 1
-                if E[lo + half] <= v:
-                    lo = lo + half + 1
-                    n = n - half - 1
-                else:
-                    n = half
-    # a threshold whose float equals v but whose exact value is above it (e > 0) is above v
-    while lo > 0 and E[lo - 1] == v and Er[lo - 1] > 0.0:
-        lo -= 1
+            n = half
     return lo
 
 
 cdef inline Py_ssize_t _bin_segment(const floating* x, const target_t* t, bucket_t* ids,
                                     Py_ssize_t j0, Py_ssize_t j1, const double* E,
-                                    const double* Er, Py_ssize_t M, const int32_t* lut,
-                                    Py_ssize_t K, double inv_w, int64_t* cnt,
-                                    double* sm) noexcept nogil:
+                                    const int32_t* lut, Py_ssize_t K, double inv_w,
+                                    int64_t* cnt, double* sm) noexcept nogil:
     # one segment of bin_negatives; returns the first non-finite index, or -1
     cdef Py_ssize_t j, b
     cdef double v, e0 = E[0]
@@ -250,7 +241,7 @@ cdef inline Py_ssize_t _bin_segment(const floating* x, const target_t* t, bucket
         b = 0
         if t[j] == 0:
             if v >= e0:
-                b = find_bucket(v, E, Er, M, lut, K, e0, inv_w)
+                b = find_bucket(v, E, lut, K, e0, inv_w)
                 if b > 0:
                     sm[b] += v - E[b - 1]
             cnt[b] += 1
@@ -259,9 +250,8 @@ cdef inline Py_ssize_t _bin_segment(const floating* x, const target_t* t, bucket
 
 
 def bin_negatives(const floating[::1] x, const target_t[::1] t, bucket_t[::1] ids,
-                  const double[::1] E, const double[::1] Er, const int32_t[::1] lut,
-                  double inv_w, int64_t[::1] counts, double[::1] offsum,
-                  Py_ssize_t segments, int threads):
+                  const double[::1] E, const int32_t[::1] lut, double inv_w,
+                  int64_t[::1] counts, double[::1] offsum, Py_ssize_t segments, int threads):
     """Histogram the negatives (t == 0) over the exact-threshold buckets, record every entry's
     bucket in ``ids`` (0 for entries that are not negatives: they get no update from the
     scatter), and check every logit.
@@ -282,7 +272,7 @@ def bin_negatives(const floating[::1] x, const target_t[::1] t, bucket_t[::1] id
     if S == 1:
         # no private histograms: accumulate straight into the outputs
         with nogil:
-            bad = _bin_segment(&x[0], &t[0], &ids[0], 0, n, &E[0], &Er[0], M, &lut[0], K, inv_w,
+            bad = _bin_segment(&x[0], &t[0], &ids[0], 0, n, &E[0], &lut[0], K, inv_w,
                                &counts[0], &offsum[0])
         return bad
     cnt = <int64_t*> calloc(S * nb, sizeof(int64_t))
@@ -297,8 +287,8 @@ def bin_negatives(const floating[::1] x, const target_t[::1] t, bucket_t[::1] id
     with nogil:
         for s in prange(S, schedule="dynamic", chunksize=1, num_threads=threads):
             first_bad[s] = _bin_segment(&x[0], &t[0], &ids[0], min(s * seg, n),
-                                        min((s + 1) * seg, n), &E[0], &Er[0], M, &lut[0], K,
-                                        inv_w, &cnt[s * nb], &sm[s * nb])
+                                        min((s + 1) * seg, n), &E[0], &lut[0], K, inv_w,
+                                        &cnt[s * nb], &sm[s * nb])
         for s in range(S):
             if first_bad[s] >= 0:
                 bad = first_bad[s]
