@@ -3,7 +3,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._engine import BucketEngine
+from ._engine import BucketEngine, stable_argsort
 from ._validation import check_method, prepare_ranking, raise_nonfinite
 
 __all__ = ["Buckets", "make_buckets"]
@@ -79,7 +79,8 @@ def brs_runs(x, t, xpos, delta, full=False, xp=np):
     negmask = t == 0
     rel = xp.flatnonzero(negmask & (x >= cut))
     vals = xp.concatenate([xpos, xp.asarray(x[rel], dtype=xp.float64)])
-    order = xp.argsort(vals, kind="stable")  # ascending; ties keep positives (first) below
+    # ascending; ties keep the positives (first) below
+    order = stable_argsort(vals) if xp is np else xp.argsort(vals, kind="stable")
     is_pos = order < P
     pos_below = xp.cumsum(is_pos)
     neg_order = order[~is_pos] - P  # relevant negatives by ascending logit
