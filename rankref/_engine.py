@@ -239,8 +239,16 @@ class BucketEngine:
             _kernels.window_coefficients(self.xq, c, self.edges, below[1:], inside, self.delta,
                                          tagC, tagO)
             A[1:] += 0.5 * tagO
+            # B = c / (2 delta) would overflow for a tiny delta, or lose the digits of a tiny c
+            # for a huge one: then the scatter divides each offset by delta instead
             divide = self.delta < _TINY_DELTA
-            B[1:] = 0.5 * tagC if divide else (0.5 * tagC) * (1.0 / self.delta)
+            if not divide:
+                with np.errstate(under="ignore"):
+                    B[1:] = (0.5 * tagC) * (1.0 / self.delta)
+                used = tagC > 0.0
+                divide = bool(used.any() and B[1:][used].min() < 1e-290)
+            if divide:
+                B[1:] = 0.5 * tagC
         return A, B, divide
 
     def scatter(self, c, out, out2=None):

@@ -182,10 +182,9 @@ def make_buckets(logits, targets, delta=0.5, kind="exact"):
         xp = x[pos].astype(np.float64)
         raise_nonfinite(x)
         runs = brs_runs(x, t, xp, d, full=True)
-        edges, counts, offsum, means = runs["edges"], runs["counts"], runs["offsum"], runs["means"]
+        edges, counts = runs["edges"], runs["counts"]
         bucket = np.full(n, -1, dtype=np.int64)
         bucket[t == 0] = 0
         bucket[runs["rel"]] = runs["ids_rel"]
-        sums = offsum.copy()
-        sums[1:] += counts[1:] * edges
+        sums, means = _member_sums(x, bucket, counts, edges)  # the members' own values
     return Buckets(edges, bucket.reshape(shape), counts, sums, means)

@@ -177,3 +177,24 @@ def test_buckets_are_exact(problem):
     assert b.counts.sum() == neg.size
     full = b.counts > 0
     assert np.isfinite(b.means[full]).all()
+
+
+def test_more_extremes_found_by_fuzzing():
+    # thresholds x -+ delta not representable although delta is above the resolution
+    assert rr.rank_sort_loss([1e16, 1e16 + 2], [1.0, 0.0], 3.0).ranking_loss == 0.625
+    assert_allclose(rr.ap_loss([1e16, 1e16 + 2], [1, 0], 3.0).loss, 5 / 11, rtol=1e-15)
+    # BRS bucket sums from the members' own values (not from a far edge)
+    assert_array_equal(rr.make_buckets([-3.0, -3.0, 5.0], [0.0, 0.0, 1.0], 1e200, "brs").sums,
+                       [0.0, -6.0, 0.0])
+    # a tiny coefficient over a huge delta: the slope c / (2 delta) must not underflow
+    kw = dict(delta=1e200, gamma=10.0, exclude_foreground=False)
+    a = rr.gap_loss([[1.0, -2.0, 3.0, -3.0]], [2], [0, 100, 2**63 - 1, 0], **kw)
+    b = rr.gap_loss([[1.0, -2.0, 3.0, -3.0]], [2], [0, 100, 2**63 - 1, 0], method="dense", **kw)
+    assert_allclose(a.grad, b.grad, rtol=1e-12)
+    assert abs(a.grad.sum()) <= 1e-12 * np.abs(a.grad).sum()
+    # a spread beyond float32's: bucketed equals dense
+    x = np.array([-2**31, 0, -2**31, 1, -2**31, 1, 2**31 - 1, 2**31 - 4], np.int32)
+    t = np.array([0, 1, 1, 0, 1, 0, 0, 1], np.int8)
+    assert_allclose(rr.rank_sort_loss(x, t, 37.92845691774583).ranking_grad,
+                    rr.rank_sort_loss(x, t, 37.92845691774583, method="dense").ranking_grad,
+                    rtol=1e-12)
