@@ -66,9 +66,9 @@ html_theme_options = {
     "footer_end": ["sphinx-version", "theme-version"],
     "navigation_with_keys": False,
 }
-# The user guide and the API page need no left column: their own table of contents is on the
-# right, and the page gets the whole width for the tables and the code.
-html_sidebars = {"index": [], "user_guide": [], "api": []}
+# The user guide, the design page and the API page need no left column: their own table of
+# contents is on the right, and the page gets the whole width for the tables and the code.
+html_sidebars = {"index": [], "user_guide": [], "design": [], "api": []}
 
 sphinx_gallery_conf = {
     "examples_dirs": os.path.join("..", "examples"),
