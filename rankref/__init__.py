@@ -1,8 +1,15 @@
 """rankref: exact CPU reference algorithms for ranking-based detection losses.
 
-AP Loss, Rank & Sort (RS) Loss, its bucketed form (BRS) and ROG's GAP loss, computed exactly with one bucket
-engine (see DESIGN.md section 3 and :mod:`rankref.losses`), with a dense NumPy oracle beside
-every fast path.  NumPy in, NumPy out.
+AP Loss, Rank & Sort (RS) Loss, its bucketed form (BRS) and ROG's GAP loss, computed exactly
+for every smoothing width delta by one bucket engine in O(N + P log P), with a dense NumPy
+oracle beside every fast path; the imbalance tools of the same papers.  NumPy in, NumPy out.
+The "Design" page of the documentation describes the engine; every public function has an
+example in its docstring.
+
+>>> import rankref
+>>> res = rankref.rank_sort_loss([2.0, 1.0, 0.0], [0.0, 0.9, 0.0], delta=0.5)
+>>> print(round(res.ranking_loss, 6), res.grad)
+0.666667 [ 0.66666667 -0.66666667  0.        ]
 """
 from ._kernels import openmp_enabled  # noqa: F401  (public helper, used by demo and bench)
 from .buckets import Buckets, make_buckets

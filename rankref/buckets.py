@@ -10,24 +10,46 @@ __all__ = ["Buckets", "make_buckets"]
 
 
 class Buckets(NamedTuple):
-    """Negatives grouped into buckets along the score line.
+    """The result of :func:`make_buckets`: the negatives grouped into buckets along the score line.
 
-    Bucket ``b`` covers ``[edges[b-1], edges[b])`` with ``edges[-1] = -inf`` and
-    ``edges[len(edges)] = +inf``; there are ``len(edges) + 1`` buckets, numbered from the lowest
+    Bucket ``b`` covers ``[edges[b-1], edges[b])``, read with ``edges[-1] = -inf`` and
+    ``edges[len(edges)] = +inf``: there are ``len(edges) + 1`` buckets, numbered from the lowest
     score up.  Bucket 0 holds the negatives below every breakpoint: they can never be ranked
-    above a positive and receive no gradient.
+    above a positive and receive no gradient.  For ``kind="exact"`` a breakpoint is an exact
+    threshold ``x_i - delta`` or ``x_i + delta`` and ``edges`` holds its value rounded to float64,
+    so two breakpoints may share a float while the buckets between them still hold what the
+    exact values say (:ref:`design-buckets`).
+
+    Attributes
+    ----------
+    edges : ndarray of float64, shape ``(M,)``
+        The sorted breakpoints (rounded to float64 for ``kind="exact"``); ``M <= 2P``.
+    bucket : ndarray of int64, the logits' shape
+        The bucket of every entry, in ``[0, M]``; -1 for entries that are not negatives
+        (positives and ignored entries).
+    counts : ndarray of int64, shape ``(M + 1,)``
+        The number of negatives in each bucket.
+    sums : ndarray of float64, shape ``(M + 1,)``
+        The sum of the members' logits in each bucket (0 for an empty bucket).
+    means : ndarray of float64, shape ``(M + 1,)``
+        The mean logit of each bucket, clamped into the bucket (the clamp removes round-off
+        only): the prototype that BRS compares positives with.  NaN for an empty bucket.
+
+    Examples
+    --------
+    >>> import rankref
+    >>> b = rankref.make_buckets([2.0, 1.0, 0.9, 1.6, -3.0], [0, 1, 0, 0, 0], delta=0.5)
+    >>> print(b.edges, b.bucket, b.counts)
+    [0.5 1.5] [ 2 -1  1  2  0] [1 1 2]
+    >>> print(b.means)
+    [-3.   0.9  1.8]
     """
 
     edges: np.ndarray
-    """Sorted breakpoints, float64."""
     bucket: np.ndarray
-    """Bucket id of every entry (logits' shape, int64); -1 for entries that are not negatives."""
     counts: np.ndarray
-    """Number of negatives per bucket, int64."""
     sums: np.ndarray
-    """Sum of the members' logits per bucket, float64."""
     means: np.ndarray
-    """Mean logit per bucket (the BRS prototype), float64; NaN for an empty bucket."""
 
 
 def _offset_means(edges, counts, offsum, lower, upper, xp=np):
@@ -136,12 +158,14 @@ def _member_sums(x, bucket, counts, edges):
 def make_buckets(logits, targets, delta=0.5, kind="exact"):
     r"""Group the negatives into buckets, as the bucketed losses see them.
 
-    ``kind="exact"`` (rankref, DESIGN.md section 3): the breakpoints are
-    ``E = sorted({x_i - delta, x_i + delta : i in P})`` (``{x_i}`` at ``delta = 0``), at most
-    ``2P`` of them.  Between two consecutive breakpoints ``H(x_j - x_i)`` is 0, 1 or affine in
-    ``x_j`` for *every* positive, so a bucket's count and sum make FP and the gradient exact for
-    every delta.  A negative's bucket is ``searchsorted(E, x_j, side="right")``; a negative
-    equal to a positive therefore lands above it.
+    ``kind="exact"`` (rankref's bucket engine, :ref:`design-buckets`): the breakpoints are the
+    thresholds ``sorted({x_i - delta, x_i + delta : i in P})`` (``{x_i}`` at ``delta = 0``), at
+    most ``2P`` of them, kept as exact real numbers.  Between two consecutive breakpoints
+    ``H(x_j - x_i)`` is 0, 1 or affine in ``x_j`` for *every* positive, so a bucket's count and
+    sum make FP and the gradient exact for every delta.  A negative's bucket is the number of
+    exact thresholds at or below it; so at ``delta = 0`` a negative equal to a positive lands
+    above it, and for ``delta > 0`` a negative tied with a positive lands inside its window,
+    even when delta is below the logits' resolution.
 
     ``kind="brs"`` (Yavuz et al., ECCV 2024): the maximal runs of negatives between consecutive
     positives in the sorted order, cut at ``min(x_P) - delta``; ``edges = [cut] + sorted(x_P)``.
@@ -153,13 +177,37 @@ def make_buckets(logits, targets, delta=0.5, kind="exact"):
     logits : array_like, any shape
     targets : array_like, same shape (-1 ignored, 0 negative, (0, 1] positive)
     delta : float >= 0, default 0.5
-    kind : {"exact", "brs"}
+        Half-width of the ramp of the relaxed step (:func:`heaviside`); 0 is the exact step.
+    kind : {"exact", "brs"}, default "exact"
 
     Returns
     -------
     Buckets
         ``(edges, bucket, counts, sums, means)``.  With no positive there are no edges and every
         negative is in bucket 0.
+
+    Examples
+    --------
+    One positive at 1.0 and four negatives; the exact breakpoints are 0.5 and 1.5:
+
+    >>> import rankref
+    >>> logits = [2.0, 1.0, 0.9, 1.6, -3.0]
+    >>> targets = [0, 1, 0, 0, 0]
+    >>> b = rankref.make_buckets(logits, targets, delta=0.5)
+    >>> print(b.edges, b.bucket, b.counts)
+    [0.5 1.5] [ 2 -1  1  2  0] [1 1 2]
+
+    BRS cuts at ``min(x_P) - delta`` and at the positives instead:
+
+    >>> print(rankref.make_buckets(logits, targets, delta=0.5, kind="brs").edges)
+    [0.5 1. ]
+
+    A tie below the logits' resolution: the thresholds ``1 -+ 1e-300`` both round to 1.0, and
+    the negative at 1.0 lies exactly between them, in bucket 1:
+
+    >>> b = rankref.make_buckets([1.0, 1.0], [1, 0], delta=1e-300)
+    >>> print(b.edges, b.bucket)
+    [1. 1.] [-1  1]
     """
     check_method(kind, ("exact", "brs"), "make_buckets (argument kind)")
     x, t, pos, shape, _, d = prepare_ranking(logits, targets, delta, False, "make_buckets")

@@ -37,11 +37,32 @@ class ClassCounts:
     num_classes : int >= 1
         Number of foreground classes C.
 
+    Attributes
+    ----------
+    num_classes : int
+        The number of foreground classes C.
+    counts : ndarray of float64, shape ``(C,)``
+        The number of sampled labels of each class so far.
+
     Notes
     -----
     The official ROG code keeps these counts per GPU.  :meth:`merge` (or ``+``) sums counts
     across workers, and ``rankref.torch.GAPLoss`` all-reduces them, so every worker can hold the
     global statistic.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rankref
+    >>> counts = rankref.ClassCounts(num_classes=3)
+    >>> counts.update([0, 0, 1, 3, -1])  # 3 is the background, -1 ignored: neither counts
+    ClassCounts(num_classes=3, total=3)
+    >>> print(counts.counts)
+    [2. 1. 0.]
+    >>> print(np.round(counts.weights(gamma=1.0), 4))  # class 2, never seen, weighs most
+    [0.6 1.2 1.2]
+    >>> counts + counts  # e.g. the counts of two workers
+    ClassCounts(num_classes=3, total=6)
     """
 
     def __init__(self, num_classes):
@@ -52,14 +73,20 @@ class ClassCounts:
         self.counts = np.zeros(self.num_classes, dtype=np.float64)
 
     def update(self, labels):
-        """Add a batch of sampled labels (int array, values in [-1, num_classes]); returns self."""
+        """Add a batch of sampled labels (int array, values in [-1, num_classes]); returns self.
+
+        Labels in ``[0, num_classes)`` are counted; the background (``num_classes``) and ignored
+        labels (-1) are not.
+        """
         y = as_labels(np.asarray(labels).reshape(-1), np.asarray(labels).size, self.num_classes)
         fg = y[(y >= 0) & (y < self.num_classes)]
         self.counts += np.bincount(fg, minlength=self.num_classes)
         return self
 
     def weights(self, gamma=1.0):
-        r"""ROG's omega (Eq. 9, official form):
+        r"""ROG's class weights omega, one per class, from the counts.
+
+        The official form of Eq. 9 of the paper:
 
         .. math::
 
@@ -67,6 +94,15 @@ class ClassCounts:
             \qquad n = \max(\text{counts}, 1).
 
         Classes never seen count as seen once, so they get the largest weight.
+
+        Parameters
+        ----------
+        gamma : float >= 0, default 1.0
+            Strength of the global statistic: 0 gives every class the weight ``C / (C + 1e-9)``.
+
+        Returns
+        -------
+        ndarray of float64, shape ``(num_classes,)``
         """
         g = check_nonnegative(gamma, "gamma")
         inv = (1.0 / np.maximum(self.counts, 1.0)) ** g
@@ -87,9 +123,12 @@ class ClassCounts:
     __add__ = merge
 
     def state_dict(self):
+        """The counts as a dict ``{"num_classes": C, "counts": array}`` (a copy)."""
         return {"num_classes": self.num_classes, "counts": self.counts.copy()}
 
     def load_state_dict(self, state):
+        """Restore the counts saved by :meth:`state_dict` (checked: same C, finite, >= 0);
+        returns self."""
         counts = np.asarray(state["counts"], dtype=np.float64)
         if int(state["num_classes"]) != self.num_classes or counts.shape != (self.num_classes,):
             raise ValueError(
@@ -102,6 +141,7 @@ class ClassCounts:
         return self
 
     def reset(self):
+        """Set every count to 0; returns self."""
         self.counts[:] = 0.0
         return self
 
@@ -114,15 +154,40 @@ class ClassCounts:
 
 
 class GAPResult(NamedTuple):
+    """The result of :func:`gap_loss`: the weighted loss, the logged error, the update and omega.
+
+    A named tuple: ``loss, ranking_error, grad, weights = res`` or read the fields by name.
+
+    Attributes
+    ----------
+    loss : float
+        The weighted objective of Eq. 8, ``L_gap``, consistent with ``grad``.
+    ranking_error : float
+        The unweighted mean, over the foreground classes present, of the mean ``FP / R`` of
+        their positives: the value the official code returns and logs.
+    grad : ndarray or None
+        The error-driven update of Eq. 11, shape ``[n, C]`` (float32 for float16/float32
+        scores, float64 otherwise); 0 on ignored rows.  None when ``compute_grad=False``.
+    weights : ndarray of float64, shape ``(C,)``
+        The class weights omega used (from the counts, or the ``weights`` argument).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rankref
+    >>> scores = np.array([[1.0, -1.0], [1.2, 0.0]])  # [n, C]: two RoIs, two classes
+    >>> res = rankref.gap_loss(scores, np.array([0, 2]), None, weights=np.ones(2))
+    >>> print(round(res.loss, 6), round(res.ranking_error, 6), res.weights)
+    0.583333 0.583333 [1. 1.]
+    >>> print(np.round(res.grad, 6))
+    [[-0.583333  0.      ]
+     [ 0.583333  0.      ]]
+    """
+
     loss: float
-    """The weighted objective of Eq. 8, consistent with ``grad``."""
     ranking_error: float
-    """Unweighted mean over the classes present of the mean ``FP/R`` of their positives (the
-    value the official code logs)."""
     grad: np.ndarray
-    """Error-driven update of Eq. 11, shape ``[n, C]``; None when ``compute_grad=False``."""
     weights: np.ndarray
-    """The omega used, shape ``[C]``."""
 
 
 def _resolve_weights(counts, weights, gamma, C):
@@ -178,9 +243,10 @@ def _check_gap_inputs(xp, scores, labels, counts, delta, gamma, method, weights)
 
 def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
              exclude_foreground=True, weights=None, *, compute_grad=True):
-    r"""Generalised average precision loss of ROG (Zhang et al., ICCV 2023, Eqs. 5-11).
+    r"""The generalised average precision (GAP) loss of ROG, ranking every class in one pass.
 
-    For a positive i of class m (entry ``(r, m)`` of a row labelled m), with ``H = H_delta``:
+    ROG: Zhang et al., ICCV 2023, Eqs. 5-11.  For a positive i of class m (entry ``(r, m)`` of
+    a row labelled m), with ``H = H_delta``:
 
     .. math::
 
@@ -203,12 +269,14 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
         Online counts of sampled labels, the current batch included (call
         ``counts.update(labels)`` first).  May be None when ``weights`` is given.
     delta : float >= 0, default 0.5
+        Half-width of the ramp of the relaxed step (:func:`heaviside`); 0 is the exact step.
     gamma : float >= 0, default 1.0
         Strength of the global statistic in omega (Eq. 9).
-    method : {"bucketed", "dense"}
-        ``"bucketed"`` bins ``Nhat`` once for all classes and puts every class's coefficients into
-        one pair of difference arrays: O(nC log P + sum_m P_m^2).  ``"dense"`` is the per-class
-        O(P_m n C) oracle.
+    method : {"bucketed", "dense"}, default "bucketed"
+        * ``"bucketed"`` bins ``Nhat`` once for all classes and sends every class's
+          coefficients through one scatter, exact for every delta: O(nC + P log P) for P
+          positives in all (:ref:`design-pairs`).
+        * ``"dense"`` is the per-class O(P_m n C) oracle.
     exclude_foreground : bool, default True
         False is the ablation of Table 4 (Excl. FG off): the negatives of class m are all entries
         not in P(m), so other classes' positives count as its negatives (and receive gradient).
@@ -230,6 +298,29 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
     left to the caller (the official head uses 0.1).  Differences: with no foreground in the
     batch the official head skips the call, while rankref returns a zero loss and gradient; the
     counts may be synchronised across workers (see :class:`ClassCounts`).
+
+    Examples
+    --------
+    Four RoIs, three foreground classes (label 3 is the background):
+
+    >>> import numpy as np
+    >>> import rankref
+    >>> scores = np.array([[2.0, -1.0, 0.5],
+    ...                    [0.3, 0.1, 1.2],
+    ...                    [0.8, -0.5, 0.0],
+    ...                    [1.1, 0.4, -0.2]])
+    >>> labels = np.array([0, 2, 3, 0])
+    >>> counts = rankref.ClassCounts(num_classes=3).update(labels)  # this batch included
+    >>> res = rankref.gap_loss(scores, labels, counts, delta=0.5)
+    >>> print(round(res.loss, 6), round(res.ranking_error, 6))
+    0.117647 0.112745
+    >>> print(np.round(res.weights, 4))
+    [0.6 1.2 1.2]
+    >>> print(np.round(res.grad, 4))
+    [[ 0.      0.      0.    ]
+     [ 0.      0.     -0.1   ]
+     [ 0.1176  0.      0.    ]
+     [-0.0176  0.      0.    ]]
     """
     s, y, w, d = _check_gap_inputs(np, scores, labels, counts, delta, gamma, method, weights)
     n, C = s.shape

@@ -2,8 +2,9 @@ r"""Ranking-based losses composed on the bucket engine: RS loss (and BRS) and AP
 
 Every loss here is the same computation with different per-positive coefficients: negative j
 receives ``g_j = sum_i c_i H(x_j - x_i)`` and positive i receives its own error.  ``FP_i`` and
-the scatter of ``c_i`` come from :class:`rankref._engine.BucketEngine` (``method="bucketed"``),
-from the BRS prototypes (``method="brs"``), or from the dense oracle (``method="dense"``).
+the scatter of ``c_i`` come from the exact bucket engine (``method="bucketed"``; the "Design"
+page of the documentation describes it), from the BRS prototypes (``method="brs"``), or from
+the dense oracle (``method="dense"``).
 
 Mapping of the official classes to rankref calls
 ------------------------------------------------
@@ -34,25 +35,75 @@ __all__ = ["RankSortResult", "APLossResult", "rank_sort_loss", "ap_loss"]
 
 
 class RankSortResult(NamedTuple):
+    """The result of :func:`rank_sort_loss`: both loss values and their updates.
+
+    A named tuple: unpack it (``ranking_loss, sorting_loss, ranking_grad, sorting_grad, grad =
+    res``) or read its fields by name.
+
+    Attributes
+    ----------
+    ranking_loss : float
+        The ranking loss ``mean_i RE_i = mean_i FP_i / rank_i`` over the positives (0 when there
+        is none).
+    sorting_loss : float
+        The sorting loss ``mean_i SE_i`` over the positives (0 when there is none).
+    ranking_grad : ndarray or None
+        The error-driven update of the ranking term, one entry per logit (the logits' shape):
+        ``-RE_i / Z`` on a positive, ``sum_i c_i H(x_j - x_i)`` on a negative, 0 on ignored
+        entries.  Float32 for float16/float32 logits, float64 otherwise.  None when
+        ``compute_grad=False``.
+    sorting_grad : ndarray or None
+        The error-driven update of the sorting term, same shape and dtype; non-zero on
+        positives only.  None when ``compute_grad=False``.
+    grad : ndarray or None
+        ``ranking_grad + sorting_grad``, the update the official code puts on the ranking
+        output.  None when ``compute_grad=False``.
+
+    Examples
+    --------
+    >>> import rankref
+    >>> res = rankref.rank_sort_loss([1.0, 0.0, 2.0], [1.0, 0.0, 0.0], delta=0.5)
+    >>> print(round(res.ranking_loss, 6), round(res.sorting_loss, 6))
+    0.666667 0.0
+    >>> print(res.grad)       # the negative above the positive gets the whole update
+    [-0.66666667  0.          0.66666667]
+    >>> ranking_loss, sorting_loss, ranking_grad, sorting_grad, grad = res
+    >>> rankref.rank_sort_loss([1.0, 0.0, 2.0], [1.0, 0.0, 0.0], compute_grad=False).grad is None
+    True
+    """
+
     ranking_loss: float
-    """``mean_i FP_i / rank_i``."""
     sorting_loss: float
-    """``mean_i SE_i``."""
     ranking_grad: np.ndarray
-    """Error-driven update of the ranking term (logits' shape); None when
-    ``compute_grad=False``."""
     sorting_grad: np.ndarray
-    """Error-driven update of the sorting term (non-zero on positives only); None when
-    ``compute_grad=False``."""
     grad: np.ndarray
-    """``ranking_grad + sorting_grad``; None when ``compute_grad=False``."""
 
 
 class APLossResult(NamedTuple):
+    """The result of :func:`ap_loss`: the loss value and its update.
+
+    A named tuple: ``loss, grad = res`` or ``res.loss``, ``res.grad``.
+
+    Attributes
+    ----------
+    loss : float
+        ``1 - mean_i m_i``, with ``m_i`` the interpolated precision of positive i (the plain
+        precision with ``interpolate=False``); 0 when there is no positive.
+    grad : ndarray or None
+        The error-driven update, one entry per logit (the logits' shape): ``-(1 - m_i) / Z`` on
+        a positive, ``sum_i c_i H(x_j - x_i)`` on a negative, 0 on ignored entries.  Float32 for
+        float16/float32 logits, float64 otherwise.  None when ``compute_grad=False``.
+
+    Examples
+    --------
+    >>> import rankref
+    >>> loss, grad = rankref.ap_loss([1.0, 0.0, 2.0], [1, 0, 0], delta=1.0)
+    >>> print(round(loss, 6), grad)
+    0.5 [-0.5  0.   0.5]
+    """
+
     loss: float
-    """``1 - mean_i m_i`` (interpolated or plain precision)."""
     grad: np.ndarray
-    """Error-driven update (logits' shape); None when ``compute_grad=False``."""
 
 
 def _div(num, den, xp=np):
@@ -118,14 +169,17 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
     targets : array_like, same shape
         -1 (or any value < 0) ignored, 0 negative, IoU in (0, 1] positive.
     delta : float >= 0, default 0.5
-    method : {"bucketed", "dense", "brs"}
-        ``"bucketed"``: exact for every delta, O(N log P + P^2), no sort of N.
-        ``"dense"``: the O(P N) NumPy oracle.
-        ``"brs"``: the published Bucketed RS (Yavuz et al., ECCV 2024): the relevant logits are
-        sorted, runs of negatives between positives are compared through their mean, with the
-        official guards (``FP = 0 -> 1``, ``D = 0 -> 1``) instead of eps gating.  Exact at
-        ``delta = 0`` (ties included, negatives tied with a positive are placed above it);
-        approximate for ``delta > 0``.
+        Half-width of the ramp of the relaxed step (:func:`heaviside`); 0 is the exact step.
+        Any finite value works, from subnormal to the float maximum.
+    method : {"bucketed", "dense", "brs"}, default "bucketed"
+        * ``"bucketed"``: exact for every delta, O(N + P log P), no sort of the N logits
+          (:ref:`design-buckets`).
+        * ``"dense"``: the O(P N) NumPy oracle (:ref:`design-testing`).
+        * ``"brs"``: the published Bucketed RS (Yavuz et al., ECCV 2024): the relevant logits
+          are sorted, runs of negatives between positives are compared through their mean, with
+          the official guards (``FP = 0 -> 1``, ``D = 0 -> 1``) instead of eps gating.  Exact at
+          ``delta = 0`` (ties included, negatives tied with a positive are placed above it);
+          approximate for ``delta > 0``.
     compute_grad : bool, default True
         False computes the loss values only (no gradient arrays, no scatter pass): the three
         gradient fields of the result are None.  For evaluation under ``torch.no_grad``.
@@ -143,6 +197,33 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
     is 0 and the sorting part is still computed.  Ignored entries get exactly 0.  The official
     backward puts ``ranking_grad + sorting_grad`` on the ranking output only; here both are
     returned (``rankref.torch`` attaches each to its own output).
+
+    Examples
+    --------
+    Three positives (their IoU as target) among six logits:
+
+    >>> import numpy as np
+    >>> import rankref
+    >>> logits = np.array([2.5, 2.0, 1.8, 1.0, 0.2, -2.0])
+    >>> targets = np.array([0.0, 0.9, 0.6, 0.0, 0.7, 0.0])  # 0 negative, IoU > 0 positive
+    >>> res = rankref.rank_sort_loss(logits, targets, delta=0.5)
+    >>> print(round(res.ranking_loss, 6), round(res.sorting_loss, 6))
+    0.484848 0.068611
+    >>> print(np.round(res.grad, 4))  # > 0 pushes a logit down, < 0 pushes it up
+    [ 0.4108 -0.2227 -0.0829  0.0741 -0.1793  0.    ]
+    >>> bool(abs(res.grad.sum()) < 1e-12)  # the updates sum to zero
+    True
+
+    The negative at -2.0 lies below every positive's window and gets no update.  The dense
+    oracle gives the same result, and so does BRS here, because each of its buckets holds a
+    single negative (BRS compares positives with bucket means):
+
+    >>> dense = rankref.rank_sort_loss(logits, targets, 0.5, method="dense")
+    >>> bool(np.abs(dense.grad - res.grad).max() < 1e-12)
+    True
+    >>> brs = rankref.rank_sort_loss(logits, targets, 0.5, method="brs")
+    >>> print(round(brs.ranking_loss, 6))
+    0.484848
     """
     check_method(method, ("bucketed", "dense", "brs"), "rank_sort_loss")
     x, t, pos, shape, gdt, d = prepare_ranking(logits, targets, delta, False, "rank_sort_loss")
@@ -227,8 +308,14 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
     logits : array_like, any shape (ranked as one flat vector)
     targets : array_like, same shape, values in {-1 (ignored), 0, 1}
     delta : float >= 0, default 1.0
+        Half-width of the ramp of the relaxed step (:func:`heaviside`); 0 is the exact step.
     interpolate : bool, default True
-    method : {"bucketed", "dense"}
+        Use the running maximum of the precision (AP Loss's interpolation); False uses each
+        positive's own precision.
+    method : {"bucketed", "dense"}, default "bucketed"
+        * ``"bucketed"``: exact for every delta, O(N + P log P), no sort of the N logits
+          (:ref:`design-buckets`).
+        * ``"dense"``: the O(P N) NumPy oracle (:ref:`design-testing`).
     compute_grad : bool, default True
         False computes the loss value only; ``grad`` is then None.
 
@@ -241,6 +328,25 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
     -----
     The official code crashes without positives; rankref returns loss 0 and a zero gradient.
     At ``delta = 0`` the official clamp divides by zero; rankref uses the exact step.
+    ``method="bucketed"`` is exact for every delta in O(N + P log P) (:ref:`design-buckets`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rankref
+    >>> logits = np.array([2.5, 2.0, 1.8, 1.0, 0.2, -2.0])
+    >>> labels = np.array([0, 1, 1, 0, 1, 0])  # -1 ignored, 0 negative, 1 positive
+    >>> res = rankref.ap_loss(logits, labels, delta=1.0)
+    >>> print(round(res.loss, 6))
+    0.369714
+    >>> print(np.round(res.grad, 4))
+    [ 0.2954 -0.1163 -0.1242  0.0743 -0.1293  0.    ]
+
+    At ``delta = 0`` without interpolation the loss is one minus the average precision:
+
+    >>> plain = rankref.ap_loss(logits, labels, delta=0.0, interpolate=False)
+    >>> print(round(plain.loss, 6), round(1 - rankref.average_precision(logits, labels), 6))
+    0.411111 0.411111
     """
     if method == "brs":
         raise ValueError(

@@ -39,6 +39,20 @@ def heaviside(u, delta):
     Returns
     -------
     ndarray of float64 with the shape of ``u`` (a float for scalar input).
+
+    Notes
+    -----
+    Evaluated as ``clip(1/2 + (u / delta) / 2, 0, 1)``, so neither ``2 delta`` nor
+    ``1 / (2 delta)`` is formed and every finite delta >= 0 works, from subnormal to the float
+    maximum (:ref:`design-step`).
+
+    Examples
+    --------
+    >>> import rankref
+    >>> print(rankref.heaviside([-1.0, -0.25, 0.0, 0.25, 1.0], delta=0.5))
+    [0.   0.25 0.5  0.75 1.  ]
+    >>> rankref.heaviside(0.0, delta=0.0)  # the exact step counts a tie as ranked above
+    1.0
     """
     return _heaviside(np, u, delta)
 
@@ -76,6 +90,14 @@ def sort_scores(logits, descending=True):
     Returns
     -------
     ndarray of int64, shape ``(logits.size,)``
+
+    Examples
+    --------
+    >>> import rankref
+    >>> print(rankref.sort_scores([0.3, 0.9, 0.3, 0.1]))  # the two 0.3 keep their order
+    [1 0 2 3]
+    >>> print(rankref.sort_scores([0.3, 0.9, 0.3, 0.1], descending=False))
+    [3 0 2 1]
     """
     return _sort_scores(np, logits, descending)
 
@@ -98,20 +120,40 @@ def _sort_scores(xp, logits, descending):
 
 
 class RelaxedRanks(NamedTuple):
-    """Relaxed ranks of the positives, in index order."""
+    """The result of :func:`relaxed_ranks`: the relaxed ranks of the positives, in index order.
+
+    A named tuple of four arrays, one entry per positive, in the order of the positives' flat
+    indices.
+
+    Attributes
+    ----------
+    pos_index : ndarray of int64
+        Flat indices of the positives (``targets > 0``) into ``logits.ravel()``, ascending.
+    rank_pos : ndarray of float64
+        ``sum_{k in P} H(x_k - x_i)``: the relaxed number of positives ranked at or above i,
+        self included (``H(0)``: 1/2 for delta > 0, 1 at delta = 0).
+    fp : ndarray of float64
+        ``sum_{j in N} H(x_j - x_i)``: the relaxed number of negatives (false positives) ranked
+        above i.
+    rank : ndarray of float64
+        ``rank_pos + fp``, the relaxed rank of i among all non-ignored entries.
+
+    Examples
+    --------
+    >>> import rankref
+    >>> r = rankref.relaxed_ranks([2.0, 1.0, 1.0], [0.0, 1.0, 0.0], delta=0.5)
+    >>> print(r.pos_index, r.rank_pos, r.fp, r.rank)  # FP: 1 above, 1/2 for the tie
+    [1] [0.5] [1.5] [2.]
+    """
 
     pos_index: np.ndarray
-    """Flat indices of the positives (``targets > 0``)."""
     rank_pos: np.ndarray
-    """``sum_{k in P} H(x_k - x_i)``, self included (``H(0)``)."""
     fp: np.ndarray
-    """``sum_{j in N} H(x_j - x_i)``, the relaxed number of false positives above i."""
     rank: np.ndarray
-    """``rank_pos + fp``."""
 
 
 def relaxed_ranks(logits, targets, delta=0.5):
-    r"""Relaxed ranks of every positive (DESIGN.md section 2).
+    r"""Relaxed ranks of every positive: among the positives, among the negatives, and overall.
 
     .. math::
 
@@ -120,8 +162,9 @@ def relaxed_ranks(logits, targets, delta=0.5):
         \mathrm{rank}(i) = \mathrm{rank}^+(i) + \mathrm{FP}(i).
 
     The self term counts ``H(0)`` (1/2 for ``delta > 0``, 1 at ``delta = 0``), as in RS and GAP
-    loss.  FP is computed exactly with the bucket engine, in O(N + P log P) after the sort of
-    the 2P thresholds, whatever delta.
+    loss.  FP is computed exactly with the bucket engine and ``rank_pos`` with sliding windows
+    over the sorted positives, in O(N + P log P) in all, whatever delta
+    (:ref:`design-buckets`, :ref:`design-pairs`).
 
     Parameters
     ----------
@@ -129,11 +172,24 @@ def relaxed_ranks(logits, targets, delta=0.5):
     targets : array_like, same shape
         -1 (or any value < 0) ignored, 0 negative, (0, 1] positive.
     delta : float >= 0, default 0.5
+        Half-width of the ramp of the relaxed step (:func:`heaviside`); 0 is the exact step.
 
     Returns
     -------
     RelaxedRanks
-        ``(pos_index, rank_pos, fp, rank)``, float64, one entry per positive in index order.
+        ``(pos_index, rank_pos, fp, rank)``, one entry per positive in index order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rankref
+    >>> logits = np.array([2.5, 2.0, 1.8, 1.0, 0.2, -2.0])
+    >>> targets = np.array([0.0, 0.9, 0.6, 0.0, 0.7, 0.0])
+    >>> r = rankref.relaxed_ranks(logits, targets, delta=0.5)
+    >>> print(r.pos_index)
+    [1 2 4]
+    >>> print(r.rank_pos, r.fp, r.rank)
+    [0.8 1.2 2.5] [1. 1. 2.] [1.8 2.2 4.5]
     """
     x, t, pos, shape, _, d = prepare_ranking(logits, targets, delta, False, "relaxed_ranks")
     if pos.size == 0:
@@ -178,6 +234,15 @@ def average_precision(scores, labels, interpolate=False):
     ------
     ValueError
         If there is no positive (AP is undefined), or on bad input.
+
+    Examples
+    --------
+    >>> import rankref
+    >>> ap = rankref.average_precision([0.9, 0.8, 0.7, 0.6], [1, 0, 1, 0])
+    >>> print(round(ap, 6))  # (1/1 + 2/3) / 2
+    0.833333
+    >>> print(rankref.average_precision([0.5, 0.5], [1, 0]))  # a tie counts the positive below
+    0.5
     """
     x, shape, _ = as_logits(scores, name="scores")
     t = as_targets(labels, shape, name="labels", logits_name="scores")

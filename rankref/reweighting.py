@@ -38,10 +38,10 @@ def _real_array(a, name, xp=np):
 
 
 def balanced_l1_loss(pred, target, alpha=0.5, gamma=1.5, beta=1.0):
-    r"""Balanced L1 loss (Libra R-CNN, Eqs. 8-10), elementwise, in mmdetection's form.
+    r"""Balanced L1 loss of Libra R-CNN, elementwise, in mmdetection's form, with its gradient.
 
-    With ``x = |pred - target|`` and ``b = e^{gamma/alpha} - 1`` (so ``alpha ln(b+1) = gamma``,
-    Eq. 10):
+    Libra R-CNN (Pang et al.), Eqs. 8-10.  With ``x = |pred - target|`` and
+    ``b = e^{gamma/alpha} - 1`` (so ``alpha ln(b+1) = gamma``, Eq. 10):
 
     .. math::
 
@@ -61,9 +61,27 @@ def balanced_l1_loss(pred, target, alpha=0.5, gamma=1.5, beta=1.0):
     is not: it jumps from ``gamma + alpha (1 - beta)/(beta (b + 1))`` to ``gamma``.  This is a
     known issue of the mmdetection form (the paper only defines ``beta = 1``).
 
+    Parameters
+    ----------
+    pred, target : array_like of finite numbers, same shape
+    alpha : float > 0, default 0.5
+    gamma : float > 0, default 1.5
+    beta : float > 0, default 1.0
+        Where the logarithmic part ends and the linear part begins.
+
     Returns
     -------
-    (loss, grad) : ndarrays of float64 with the broadcast shape of ``pred`` and ``target``.
+    (loss, grad) : ndarrays of float64 with the shape of ``pred`` and ``target``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rankref
+    >>> loss, grad = rankref.balanced_l1_loss(np.array([0.0, 0.5, 1.0, 3.0]), np.zeros(4))
+    >>> print(np.round(loss, 4))
+    [0.     0.4006 1.0786 4.0786]
+    >>> print(np.round(grad, 4))  # gamma = 1.5 from beta = 1 on
+    [0.     1.1777 1.5    1.5   ]
     """
     return _balanced_l1(np, pred, target, alpha, gamma, beta)
 
@@ -88,7 +106,9 @@ def _balanced_l1(xp, pred, target, alpha, gamma, beta):
 
 
 def lgr_weights(base, alpha=0.5, gamma=1.5):
-    r"""Logarithmic gradient re-weighting factor rho (Libra R-CNN, Eqs. 13 and 18), detached.
+    r"""Logarithmic gradient re-weighting (LGR) factor rho of Libra R-CNN, used detached.
+
+    Libra R-CNN (Pang et al.), Eqs. 13 and 18:
 
     .. math::
 
@@ -103,6 +123,19 @@ def lgr_weights(base, alpha=0.5, gamma=1.5):
     ----------
     base : array_like of finite numbers >= 0
         ``|x|`` for regression, ``|p_c - t_c|`` for cross-entropy.
+    alpha : float > 0, default 0.5
+    gamma : float > 0, default 1.5
+
+    Returns
+    -------
+    ndarray of float64 with the shape of ``base``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rankref
+    >>> print(np.round(rankref.lgr_weights([0.0, 0.1, 0.5, 1.0, 2.0]), 4))
+    [9.5428 5.3383 2.3554 1.5    1.5   ]
     """
     return _lgr_weights(np, base, alpha, gamma)
 
@@ -119,8 +152,9 @@ def _lgr_weights(xp, base, alpha, gamma):
 
 
 def lgr_cross_entropy(logits, labels, alpha=0.5, gamma=1.0):
-    r"""Softmax cross-entropy with logarithmic gradient re-weighting (Libra R-CNN, Eqs. 15-19).
+    r"""Softmax cross-entropy with logarithmic gradient re-weighting (LGR), with its gradient.
 
+    Libra R-CNN (Pang et al.), Eqs. 15-19.
     For each row with label c: ``p = softmax(z)``, ``rho = lgr_weights(1 - p_c, alpha, gamma)``
     (detached), ``loss = -rho log p_c`` and ``grad = rho (p - onehot(c))`` (Eq. 17 scaled).
 
@@ -140,6 +174,18 @@ def lgr_cross_entropy(logits, labels, alpha=0.5, gamma=1.0):
     The public LGR code computes ``rho = alpha ln(b u + 1)/(u + 1e-6)`` with ``u = 1 - p_true``;
     rankref uses the exact expression and its limit ``alpha b`` at ``u = 0``, which differ from
     it by a relative ``1e-6 / u``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rankref
+    >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]])
+    >>> loss, grad = rankref.lgr_cross_entropy(logits, np.array([0, -1]))  # row 1 ignored
+    >>> print(np.round(loss, 4))
+    [0.3763 0.    ]
+    >>> print(np.round(grad, 4))
+    [[-0.3461  0.253   0.0931]
+     [ 0.      0.      0.    ]]
     """
     return _lgr_cross_entropy(np, logits, labels, alpha, gamma)
 
@@ -168,8 +214,9 @@ def _lgr_cross_entropy(xp, logits, labels, alpha, gamma):
 
 
 def bucketed_class_weights(frequencies, num_buckets=10, a=0.5, t=0.025):
-    r"""Bucketed class re-weighting (Libra R-CNN, Eqs. 21-23).
+    r"""Bucketed class re-weighting of Libra R-CNN: one weight per class from its frequency.
 
+    Libra R-CNN (Pang et al.), Eqs. 21-23.
     ``f' = ln f`` (Eq. 21); the range ``[min f', max f']`` is cut into ``S = num_buckets`` equal
     ranges, class i falls in bucket ``s_i = min(floor(S (f'_i - min) / (max - min)), S - 1)``;
     ``x_i = s_i / (S - 1)`` (Eq. 22) and
@@ -187,6 +234,18 @@ def bucketed_class_weights(frequencies, num_buckets=10, a=0.5, t=0.025):
     num_buckets : int >= 2, default 10
     a : float, default 0.5
     t : float > 0, default 0.025
+
+    Returns
+    -------
+    ndarray of float64, shape ``[C]``, in (0, 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rankref
+    >>> w = rankref.bucketed_class_weights([2, 30, 400, 60000])  # rare to frequent
+    >>> print(np.round(w, 4))
+    [0.     0.     0.9022 1.    ]
     """
     f = _real_array(frequencies, "frequencies")
     if f.ndim != 1 or f.size == 0:
@@ -212,8 +271,9 @@ def bucketed_class_weights(frequencies, num_buckets=10, a=0.5, t=0.025):
 
 
 def class_reweighted_targets(labels, class_weights):
-    r"""Per-entry weights of the bucketed class re-weighting loss (Libra R-CNN, Eq. 20).
+    r"""Per-entry weights of the bucketed class re-weighting loss of Libra R-CNN.
 
+    Libra R-CNN (Pang et al.), Eq. 20.
     For a sample of class t the loss is ``-sum_i w_i log p_i`` with weight 1 on the background
     and on class t, and ``w_i`` (from :func:`bucketed_class_weights`) on every other class.
 
@@ -226,6 +286,16 @@ def class_reweighted_targets(labels, class_weights):
     Returns
     -------
     ndarray ``[n, C + 1]``; column ``C`` is the background (mmdetection's layout).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rankref
+    >>> # rows: a sample of class 0, a background sample (label C = 2), an ignored one
+    >>> print(rankref.class_reweighted_targets([0, 2, -1], np.array([0.1, 0.5])))
+    [[1.  0.5 1. ]
+     [0.1 0.5 1. ]
+     [0.  0.  0. ]]
     """
     w = _real_array(class_weights, "class_weights")
     if w.ndim != 1:

@@ -118,10 +118,9 @@ def _iou_plan(iou, E, num_bins, floor_thr, floor_fraction, max_iou):
 
 def iou_balanced_neg_sample(max_overlaps, num_expected, *, num_bins=3, floor_thr=-1.0,
                             floor_fraction=0.0, max_iou=None, rng):
-    r"""IoU-balanced negative sampling (Libra R-CNN, Eq. 2), as mmdetection's
-    ``IoUBalancedNegSampler`` does it.
+    r"""IoU-balanced negative sampling of Libra R-CNN, as mmdetection's ``IoUBalancedNegSampler``.
 
-    With ``E = num_expected``:
+    The procedure of Eq. 2 of the paper (Pang et al.).  With ``E = num_expected``:
 
     1. If there are at most E candidates, return them all.
     2. Split the candidates into a floor set and an IoU set: ``floor_thr > 0``: floor =
@@ -163,6 +162,18 @@ def iou_balanced_neg_sample(max_overlaps, num_expected, *, num_bins=3, floor_thr
     Quirk of the official sampler object: it stores ``floor_thr = -1`` and overwrites it with 0
     on its first call, so from the second call on it behaves as ``floor_thr=0`` (floor set =
     zero IoU).  rankref is stateless: pass ``floor_thr=0`` to reproduce those later calls.
+
+    Examples
+    --------
+    Nine candidates in three IoU bins of 5, 3 and 1 members; six are drawn, two per bin where
+    the bin has them, then one more from the rest:
+
+    >>> import numpy as np
+    >>> import rankref
+    >>> iou = np.array([0.0, 0.05, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.45])
+    >>> idx = rankref.iou_balanced_neg_sample(iou, 6, max_iou=0.5, rng=np.random.default_rng(0))
+    >>> print(idx.size, 8 in idx)  # the only high-IoU candidate is always taken
+    6 True
     """
     rng = _check_rng(rng)
     iou = _check_ious(max_overlaps)
@@ -206,6 +217,21 @@ def iou_balanced_neg_probabilities(max_overlaps, num_expected, *, num_bins=3, fl
     Returns
     -------
     ndarray of float64, one probability per candidate; they sum to ``min(E, n)``.
+
+    Examples
+    --------
+    The candidates of the :func:`iou_balanced_neg_sample` example.  A member of the first bin is
+    taken by its bin's draw (two of five) or else by the fill (one of the four left):
+    ``2/5 + 3/5 * 1/4 = 0.55``:
+
+    >>> import numpy as np
+    >>> import rankref
+    >>> iou = np.array([0.0, 0.05, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.45])
+    >>> p = rankref.iou_balanced_neg_probabilities(iou, 6, max_iou=0.5)
+    >>> print(np.round(p, 4))
+    [0.55 0.55 0.55 0.55 0.55 0.75 0.75 0.75 1.  ]
+    >>> print(round(p.sum(), 12))
+    6.0
     """
     iou = _check_ious(max_overlaps)
     E = _check_count(num_expected, "num_expected")
@@ -270,8 +296,9 @@ def _instance_balanced(pos, gt, E, rng):
 
 
 def instance_balanced_pos_sample(assigned_gt_inds, num_expected, *, rng):
-    r"""Instance-balanced positive sampling (Libra R-CNN, section 3.1): an equal number of
-    positives per ground truth.
+    r"""Instance-balanced positive sampling of Libra R-CNN: an equal number of positives per gt.
+
+    Libra R-CNN (Pang et al.), section 3.1.
 
     Positives are the entries with ``assigned_gt_inds > 0`` (0 is a negative, -1 ignored).  If
     there are at most ``E = num_expected`` of them, all are returned.  Otherwise, with G the
@@ -279,6 +306,12 @@ def instance_balanced_pos_sample(assigned_gt_inds, num_expected, *, rng):
     ``round``, half to even; gts in increasing id order); if that is more than E, E are taken
     uniformly from the union, and if fewer, the rest is filled uniformly from the positives not
     yet taken.
+
+    Parameters
+    ----------
+    assigned_gt_inds : int array (0 negative, k > 0 positive of gt k, -1 ignored)
+    num_expected : int >= 0
+    rng : numpy.random.Generator
 
     Returns
     -------
@@ -289,6 +322,17 @@ def instance_balanced_pos_sample(assigned_gt_inds, num_expected, *, rng):
     mmdetection's ``InstanceBalancedPosSampler`` fills from *all* positives (its set difference
     of tensors removes nothing), so it can repeat an index and return fewer than E after
     ``unique()``.  rankref fills from the positives not yet taken and never repeats one.
+
+    Examples
+    --------
+    Six positives of gt 1, two of gt 2 and one of gt 3; six are drawn, at most three per gt:
+
+    >>> import numpy as np
+    >>> import rankref
+    >>> gt = np.array([1, 1, 1, 1, 1, 1, 2, 2, 0, 3, -1, 0])
+    >>> idx = rankref.instance_balanced_pos_sample(gt, 6, rng=np.random.default_rng(0))
+    >>> print(np.bincount(gt[idx], minlength=4))  # taken per gt id
+    [0 3 2 1]
     """
     rng = _check_rng(rng)
     g = _check_gt_inds(assigned_gt_inds)
@@ -298,8 +342,10 @@ def instance_balanced_pos_sample(assigned_gt_inds, num_expected, *, rng):
 
 
 def class_balanced_pos_sample(labels, assigned_gt_inds, num_expected, *, rng):
-    r"""Class-balanced positive sampling (Libra R-CNN, section 3.1, last paragraph): an equal
-    quota per class first, then instance-balanced sampling within each class.
+    r"""Class-balanced positive sampling of Libra R-CNN: an equal quota per class, then per gt.
+
+    Libra R-CNN (Pang et al.), section 3.1, last paragraph: an equal quota per class first, then
+    instance-balanced sampling within each class.
 
     With K the number of classes among the positives (``assigned_gt_inds > 0``) and
     ``E = num_expected``: if there are at most E positives all are returned; otherwise each class
@@ -319,6 +365,19 @@ def class_balanced_pos_sample(labels, assigned_gt_inds, num_expected, *, rng):
     Returns
     -------
     ndarray of int64: sorted indices, exactly ``min(E, #positives)``.
+
+    Examples
+    --------
+    Seven positives of class 5 and two of class 7; five are drawn, three per class at most:
+
+    >>> import numpy as np
+    >>> import rankref
+    >>> gt = np.array([1, 1, 1, 1, 1, 1, 2, 2, 0, 3, -1, 0])
+    >>> labels = np.array([5, 5, 5, 5, 5, 5, 7, 7, 0, 5, 0, 0])
+    >>> idx = rankref.class_balanced_pos_sample(labels, gt, 5, rng=np.random.default_rng(0))
+    >>> classes, taken = np.unique(labels[idx], return_counts=True)
+    >>> print(classes, taken)
+    [5 7] [3 2]
     """
     rng = _check_rng(rng)
     g = _check_gt_inds(assigned_gt_inds)

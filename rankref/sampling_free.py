@@ -17,7 +17,9 @@ def _count(value, name):
 
 
 def optimal_bias(num_foreground, num_total, num_classes=1):
-    r"""Optimal initial bias of a sigmoid classifier (Sampling-Free, Eq. 19).
+    r"""Optimal initial bias of a sigmoid classifier from the foreground prior (Sampling-Free).
+
+    Sampling-Free (Chen et al.), Eq. 19:
 
     .. math:: b = -\log\frac{1 - \pi}{\pi}, \qquad \pi = \frac{N^f}{N \cdot C},
 
@@ -26,7 +28,31 @@ def optimal_bias(num_foreground, num_total, num_classes=1):
     C-way sigmoid head.  For one class this is Eq. 19, ``-log(N / N^f - 1)``; the paper reports
     ``N / N^f ~ 1e5`` for anchors.
 
-    Raises ValueError unless ``0 < N^f / C < N`` (the prior must lie strictly inside (0, 1)).
+    Parameters
+    ----------
+    num_foreground : count >= 0
+        ``N^f``, the foreground samples (e.g. from :func:`foreground_prior`).
+    num_total : count >= 0
+        ``N``, all samples (ignored ones excluded).
+    num_classes : int >= 1, default 1
+        C, the classes of the sigmoid head.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        Unless ``0 < N^f / C < N`` (the prior must lie strictly inside (0, 1)).
+
+    Examples
+    --------
+    >>> import rankref
+    >>> print(round(rankref.optimal_bias(1, 100_000), 4))  # one foreground anchor in 1e5
+    -11.5129
+    >>> print(round(rankref.optimal_bias(150, 20_000, num_classes=80), 4))
+    -9.2748
     """
     nf = _count(num_foreground, "num_foreground")
     n = _count(num_total, "num_total")
@@ -43,17 +69,55 @@ def optimal_bias(num_foreground, num_total, num_classes=1):
 
 
 class ForegroundPrior(NamedTuple):
+    """The result of :func:`foreground_prior`: the foreground and total sample counts.
+
+    A named tuple, so ``optimal_bias(*prior, num_classes=C)`` passes both counts.
+
+    Attributes
+    ----------
+    num_foreground : int
+        ``N^f``: the samples labelled >= 1.
+    num_total : int
+        ``N``: the samples labelled >= 0 (ignored samples, -1, excluded).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rankref
+    >>> prior = rankref.foreground_prior([np.array([0, 0, 3, -1]), np.array([1, 0, 0, 0])])
+    >>> prior
+    ForegroundPrior(num_foreground=2, num_total=7)
+    >>> print(round(rankref.optimal_bias(*prior, num_classes=4), 4))
+    -2.5649
+    """
+
     num_foreground: int
-    """Samples labelled >= 1."""
     num_total: int
-    """Samples labelled >= 0 (ignored -1 excluded)."""
 
 
 def foreground_prior(label_batches):
-    """Accumulate ``N^f`` and ``N`` over an iterable of anchor label arrays, for
-    :func:`optimal_bias` (``optimal_bias(*foreground_prior(batches), num_classes=C)``).
+    """Count the foreground and all samples over batches of labels, for :func:`optimal_bias`.
 
-    Labels ``>= 1`` are foreground, ``0`` background, ``-1`` ignored (not counted).
+    Accumulates ``N^f`` and ``N`` over an iterable of anchor label arrays:
+    ``optimal_bias(*foreground_prior(batches), num_classes=C)``.  Labels ``>= 1`` are
+    foreground, ``0`` background, ``-1`` ignored (not counted).
+
+    Parameters
+    ----------
+    label_batches : iterable of integer arrays
+        The anchor labels of each batch, values >= -1 (any shape).
+
+    Returns
+    -------
+    ForegroundPrior
+        ``(num_foreground, num_total)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rankref
+    >>> rankref.foreground_prior([np.array([0, 0, 3, -1]), np.array([1, 0, 0, 0])])
+    ForegroundPrior(num_foreground=2, num_total=7)
     """
     nf = 0
     n = 0
@@ -69,8 +133,9 @@ def foreground_prior(label_batches):
 
 
 def guided_scale(loc_loss, cls_loss):
-    r"""The guided term of Sampling-Free's loss scaling (Eq. 21): ``g = L_loc / L_cls``.
+    r"""The guided term of Sampling-Free's loss scaling, ``g = L_loc / L_cls``.
 
+    Sampling-Free (Chen et al.), Eq. 21.
     It is used detached, ``L = L_loc + g L_cls`` (Eq. 22), so the classification loss is
     rescaled to the localisation loss of the same batch.  When ``cls_loss`` is 0 the
     classification loss contributes nothing whatever its scale, and the neutral ``g = 1`` is
@@ -79,6 +144,18 @@ def guided_scale(loc_loss, cls_loss):
     Parameters
     ----------
     loc_loss, cls_loss : finite numbers >= 0 (Python or NumPy scalars)
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import rankref
+    >>> rankref.guided_scale(0.8, 2.0)
+    0.4
+    >>> rankref.guided_scale(0.8, 0.0)  # no classification loss: the neutral 1
+    1.0
     """
     values = []
     for name, v in (("loc_loss", loc_loss), ("cls_loss", cls_loss)):
