@@ -993,20 +993,71 @@ def _error_lines(exc_info):
 class CrosscheckReport:
     """The outcome of :func:`crosscheck`: how the callable was called, and one record per case.
 
-    Iterating (or indexing) a report gives the case records, dicts with ``case``, ``status``
-    (one of :data:`STATUSES`), ``reason`` (why a case is EXPECTED or SKIPPED, the first
-    difference of a FAIL, the exception of an ERROR), ``delta``, ``loss_diff``,
-    ``grad_max_diff``, ``grad_rel_diff`` (None where not computed or not finite), ``seconds``
-    and ``detail`` (a list of lines).
+    Made by :func:`crosscheck` (not meant to be built directly).  Iterating (or indexing) a report gives the case records, in the battery's order; ``len``
+    is the number of cases.  Each record is a dict with the keys
+
+    ``case`` (str)
+        The case's name, e.g. ``"ties"`` or ``"delta = 0, ties"``.
+    ``status`` (str)
+        One of ``"pass"``, ``"fail"``, ``"error"``, ``"expected"``, ``"skipped"``
+        (``rankref.crosscheck.STATUSES``).
+    ``reason`` (str or None)
+        Why a case is EXPECTED or SKIPPED, the first difference of a FAIL, the exception of an
+        ERROR; None for a PASS.
+    ``delta`` (float or None)
+        The delta of the case (None for losses without one).
+    ``loss_diff``, ``grad_max_diff``, ``grad_rel_diff`` (float or None)
+        The largest absolute difference of the loss values, of the updates, and of the updates
+        relative to rankref's largest update (for the sampler: the largest z-score of an
+        inclusion frequency, and the largest ``|frequency - probability|``); None where not
+        computed or not finite.
+    ``seconds`` (float or None)
+        How long the audited call ran.
+    ``detail`` (list of str)
+        The lines printed under the case in the text report (the worst entries of a FAIL, the
+        traceback of an ERROR, the evidence of an EXPECTED).
 
     Attributes
     ----------
-    loss, convention, call, delta, framework, framework_reason, battery, rtol, atol, timeout
-        The settings of the run; ``call`` describes the call made and what it is compared with,
-        ``framework_reason`` why ``framework="auto"`` chose it.
+    loss : str
+        The loss (or sampler) audited, one of ``rankref.crosscheck.LOSSES``.
+    convention : str
+        ``"rankref"`` or ``"official"``.
+    call : str
+        The call made and what it is compared with, e.g.
+        ``"rank_sort_loss(logits, targets, delta) -> (ranking, sorting, grad)"``.
+    delta : float or None
+        The battery's delta (cases named ``"delta = ..."`` keep their own); None for losses
+        without one.
+    fixed_delta : bool
+        True when the official callable fixes delta itself (``AP_loss``, ROG's ``GAPLoss``).
+    framework : str
+        ``"numpy"`` or ``"torch"``: the array type passed to the callable.
+    framework_reason : str
+        ``"given"``, or ``"auto: ..."`` with the reason ``framework="auto"`` chose it.
+    battery : str
+        ``"all"`` or ``"quick"``.
+    rtol, atol : float
+        The tolerances: a value passes when ``|got - expected| <= atol + rtol |expected|``.
+    timeout : float
+        Seconds one case may run.
     cases : list of dict
+        The case records above.
     hints : list of str
         Suggestions drawn from the failures (a convention or a framework that fits better).
+
+    Examples
+    --------
+    >>> import rankref
+    >>> from rankref.crosscheck import crosscheck
+    >>> report = crosscheck(rankref.rank_sort_loss, "rs", cases="quick")
+    >>> report.counts()
+    {'pass': 4, 'fail': 0, 'error': 0, 'expected': 0, 'skipped': 0}
+    >>> first = report[0]
+    >>> first["case"], first["status"], first["loss_diff"]
+    ('random', 'pass', 0.0)
+    >>> report.exit_status()
+    0
     """
 
     def __init__(self, plan, battery, delta, rtol, atol, timeout, cases, hints):
@@ -1041,6 +1092,8 @@ class CrosscheckReport:
         return 1 if any(c["status"] in bad for c in self.cases) else 0
 
     def to_dict(self, target=None, strict=False):
+        """The report as a dict of plain values (the attributes, ``counts``, ``exit_status``,
+        the ``target`` string and ``strict``), as ``--json`` prints it."""
         return {"target": target, "loss": self.loss, "convention": self.convention,
                 "call": self.call, "delta": self.delta, "framework": self.framework,
                 "framework_reason": self.framework_reason, "battery": self.battery,
@@ -1049,6 +1102,7 @@ class CrosscheckReport:
                 "counts": self.counts(), "exit_status": self.exit_status(strict)}
 
     def to_json(self, target=None, strict=False):
+        """:meth:`to_dict` as a JSON string (indented; no NaN or inf)."""
         return json.dumps(self.to_dict(target, strict), indent=2, allow_nan=False)
 
     def __repr__(self):
@@ -1293,7 +1347,7 @@ float16-rounded logits, a 2-D [anchors, classes] matrix, delta = 0 and delta = 4
 the callable and through rankref; each case is PASS, FAIL, ERROR, EXPECTED or SKIPPED.
 
 The callable, in either form (NAME may be dotted: RankSort.apply):
-  MODULE:CALLABLE        imported with the current folder first, as `python -m` does
+  MODULE:CALLABLE        imported with the current folder first, as python -m does
   path/to/file.py:NAME   a file, loaded as a module
 for example
   rankref crosscheck mypkg.losses:RankSort --loss rs --convention official
@@ -1309,7 +1363,8 @@ The official callables, as their heads call them (--convention official):
   gap  GAPLoss.apply (ROG)           f(scores.reshape(-1), labels, counts.clamp(min=1), C,
                                      gamma, lam) -> unweighted ranking error; backward: lam x
                                      the weighted update; delta 0.5 only; no ignore label
-Without --convention official, rankref's signatures apply (see rankref.crosscheck).
+Without --convention official, rankref's signatures apply (the docstring of
+rankref.crosscheck lists them).
 
 EXPECTED: a documented difference of the official code, printed with its reason.
 SKIPPED: a case outside the official code's domain (2-D input for BRS, delta != 1 for AP_loss,
@@ -1326,28 +1381,39 @@ def add_parser(subparsers):
     """Add the ``crosscheck`` sub-command to an ``argparse`` sub-parser collection."""
     import argparse
 
+    from .cli import _HelpFormatter, _at_least
+
+    class Formatter(argparse.RawDescriptionHelpFormatter, _HelpFormatter):
+        """The description and epilog as written; each option's default after its help."""
+
     p = subparsers.add_parser("crosscheck", help="audit another implementation against rankref",
                               description=CLI_DESCRIPTION, epilog=CLI_EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              formatter_class=Formatter)
     p.add_argument("target", metavar="TARGET",
                    help="the callable to audit: MODULE:CALLABLE (resolved from the current "
                         "folder, as python -m does) or path/to/file.py:NAME")
-    p.add_argument("--loss", required=True, choices=LOSSES)
+    p.add_argument("--loss", required=True, choices=LOSSES,
+                   help="what the callable computes: rs (RS loss), ap (AP Loss), brs (Bucketed "
+                        "RS), gap (ROG's GAP loss), balanced-l1, iou-neg-sampler (required)")
     p.add_argument("--convention", choices=("rankref", "official"), default="rankref",
                    help="official: call the official callables as their heads do (rs, brs, ap, "
-                        "gap); default: rankref's signatures")
+                        "gap); rankref: rankref's signatures")
     p.add_argument("--cases", choices=("all", "quick"), default="all",
-                   help="the whole battery, or its first few cases")
+                   help="the whole battery, or its first four or five cases")
     p.add_argument("--framework", choices=("auto", "numpy", "torch"), default="auto",
                    help="array type passed to the callable (auto: torch for autograd Functions, "
-                        "nn.Modules and functions whose module uses torch)")
+                        "nn.Modules and functions whose module uses torch, NumPy otherwise)")
     p.add_argument("--delta", type=float, default=None,
-                   help="the battery's delta (default 0.5; 1.0 for ap)")
-    p.add_argument("--rtol", type=float, default=1e-4)
-    p.add_argument("--atol", type=float, default=1e-6)
+                   help="the battery's delta; cases named 'delta = ...' keep their own "
+                        "(default: 0.5; 1.0 for ap)")
+    p.add_argument("--rtol", type=_at_least(float, 0.0), default=1e-4,
+                   help="relative tolerance: an entry passes when its difference from "
+                        "rankref's is at most atol + rtol x |rankref's value|")
+    p.add_argument("--atol", type=_at_least(float, 0.0), default=1e-6,
+                   help="absolute tolerance (see --rtol)")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                   help="per case; a case running longer is an ERROR and the run goes on "
-                        "(default %(default)g)")
+                   help="seconds one case may run; a case running longer is an ERROR and the "
+                        "run goes on (default: %(default)g)")
     p.add_argument("--strict", action="store_true", help="EXPECTED cases fail the run too")
     p.add_argument("--json", action="store_true",
                    help="print the report as JSON (per-case status and reason)")
