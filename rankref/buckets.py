@@ -202,8 +202,8 @@ def make_buckets(logits, targets, delta=0.5, kind="exact"):
     >>> print(rankref.make_buckets(logits, targets, delta=0.5, kind="brs").edges)
     [0.5 1. ]
 
-    A tie below the logits' resolution: the thresholds ``1 -+ 1e-300`` both round to 1.0, and
-    the negative at 1.0 lies exactly between them, in bucket 1:
+    A tie below the logits' resolution: the thresholds ``1 - 1e-300`` and ``1 + 1e-300`` both
+    round to 1.0, and the negative at 1.0 lies exactly between them, in bucket 1:
 
     >>> b = rankref.make_buckets([1.0, 1.0], [1, 0], delta=1e-300)
     >>> print(b.edges, b.bucket)
