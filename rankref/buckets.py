@@ -16,14 +16,15 @@ class Buckets(NamedTuple):
     ``edges[len(edges)] = +inf``: there are ``len(edges) + 1`` buckets, numbered from the lowest
     score up.  Bucket 0 holds the negatives below every breakpoint: they can never be ranked
     above a positive and receive no gradient.  For ``kind="exact"`` a breakpoint is an exact
-    threshold ``x_i - delta`` or ``x_i + delta`` and ``edges`` holds its value rounded to float64,
-    so two breakpoints may share a float while the buckets between them still hold what the
-    exact values say (:ref:`design-buckets`).
+    threshold ``x_i - delta`` or ``x_i + delta``, which a float may not hold, and ``edges`` holds
+    the smallest float at or above it: a logit v lies at or above the breakpoint exactly when
+    ``v >= edges[k]`` (:ref:`design-buckets`).
 
     Attributes
     ----------
     edges : ndarray of float64, shape ``(M,)``
-        The sorted breakpoints (rounded to float64 for ``kind="exact"``); ``M <= 2P``.
+        The sorted breakpoints (for ``kind="exact"``, the smallest floats at or above the exact
+        thresholds); ``M <= 2P``.
     bucket : ndarray of int64, the logits' shape
         The bucket of every entry, in ``[0, M]``; -1 for entries that are not negatives
         (positives and ignored entries).
@@ -202,12 +203,13 @@ def make_buckets(logits, targets, delta=0.5, kind="exact"):
     >>> print(rankref.make_buckets(logits, targets, delta=0.5, kind="brs").edges)
     [0.5 1. ]
 
-    A tie below the logits' resolution: the thresholds ``1 - 1e-300`` and ``1 + 1e-300`` both
-    round to 1.0, and the negative at 1.0 lies exactly between them, in bucket 1:
+    A tie below the logits' resolution: the thresholds ``1 - 1e-300`` and ``1 + 1e-300`` are not
+    floats; the edges are the smallest floats at or above them, 1.0 and the next float, and the
+    negative at 1.0 lies between them, in bucket 1 (inside the positive's window):
 
     >>> b = rankref.make_buckets([1.0, 1.0], [1, 0], delta=1e-300)
-    >>> print(b.edges, b.bucket)
-    [1. 1.] [-1  1]
+    >>> print(b.edges.tolist(), b.bucket)
+    [1.0, 1.0000000000000002] [-1  1]
     """
     check_method(kind, ("exact", "brs"), "make_buckets (argument kind)")
     x, t, pos, shape, _, d = prepare_ranking(logits, targets, delta, False, "make_buckets")
