@@ -238,13 +238,13 @@ def coco_ap(dets, gt_boxes, gt_labels, valid):
             hit = torch.zeros(len(boxes), len(THRESHOLDS), dtype=torch.bool)
             if len(g) and len(boxes):
                 iou = box_iou(boxes, g)
-                for t, thr in enumerate(THRESHOLDS):  # greedy matching in score order
-                    free = torch.ones(len(g), dtype=torch.bool)
-                    for j in range(len(boxes)):
-                        cand = torch.where(free, iou[j], -1.0)
-                        if cand.max() >= thr:
-                            hit[j, t] = True
-                            free[cand.argmax()] = False
+                # greedy matching in score order, every IoU threshold at once
+                free = torch.ones(len(g), len(THRESHOLDS), dtype=torch.bool)
+                cols = torch.arange(len(THRESHOLDS))
+                for j in range(len(boxes)):
+                    best, arg = torch.where(free, iou[j][:, None], -1.0).max(0)
+                    hit[j] = best >= THRESHOLDS
+                    free[arg[hit[j]], cols[hit[j]]] = False
             scores.append(s)
             hits.append(hit)
         order = torch.cat(scores).argsort(descending=True)

@@ -2,10 +2,12 @@
 
 Every function returns, per query point q, sums of ``w_k H_delta(x_k - q)`` over a set of
 members k: ``H = 1`` on the members at or above ``q + delta`` and affine on the window
-``[q - delta, q + delta)``, located exactly with the thresholds' rounding errors.  Static sets
-use a sliding-window aggregate (O(P) after the sort); sets that grow in IoU or class order use a
-segment tree (O(log P) per step).  Both add only non-negative terms.  Below ``DIRECT_MAX_P``
-positives the direct O(P^2) loops are faster and are used instead (same values to round-off).
+``[q - delta, q + delta)``, located exactly (thresholds as their ceiling floats).  Sums over all
+members use a sliding-window aggregate (O(P) after the sort); sums over the members of the
+groups before (or after) a query's IoU or class group use one divide and conquer over the
+groups (O(P log G), both directions in one pass).  Both add only non-negative terms.  Below
+``DIRECT_MAX_P`` positives the direct O(P^2) loops are faster and are used instead (same values
+to round-off).  The "Design" docs page has the details.
 
 Unless said otherwise, the positives' logits ``xp`` are sorted ascending (ties in index order),
 and per-positive inputs and outputs follow that order.

@@ -57,22 +57,22 @@ def _option_helps(text):
     return helps
 
 
-@pytest.mark.parametrize("command", ["demo", "bench"])
+@pytest.mark.parametrize("command", ["demo", "bench", "crosscheck"])
 def test_help_is_plain_text_with_defaults(capsys, command):
     top = _help(capsys, ["--help"])
     assert "``" not in top and "demo" in top and "bench" in top
     text = _help(capsys, [command, "--help"])
     assert "``" not in text and ":func:" not in text
     helps = _option_helps(text)
-    assert "--plot" in helps and "--seed" in helps or command == "bench"
+    assert "--plot" in helps and "--seed" in helps or command != "demo"
     for option, help_text in helps.items():
         if option in ("-h", "--help"):
             continue
         words = help_text.split(None, 1)
         assert len(words) == 2 and words[1].strip(), f"{option} has no help"
-        flag = option in ("--quick", "--no-progress")
-        assert flag or "(default: " in help_text or "when no name is given" in help_text, \
-            f"{option}: {help_text}"
+        flag = option in ("--quick", "--no-progress", "--strict", "--json")
+        assert (flag or "(default: " in help_text or "when no name is given" in help_text
+                or "(required)" in help_text), f"{option}: {help_text}"
 
 
 @pytest.mark.parametrize("argv, message", [
