@@ -41,7 +41,7 @@ def train(use_gap, steps=250):
     head = torch.nn.Linear(d, C)
     rt.init_prior_bias_(head, 0.01)
     opt = torch.optim.SGD(head.parameters(), lr=0.5)
-    gap = rt.GAPLoss(C, lam=0.1)
+    gap = rt.GAPLoss(C, loss_weight=0.1)
     onehot = torch.nn.functional.one_hot(y_train, C + 1)[:, :C].float()
     for _ in range(steps):
         idx = torch.randint(0, len(y_train), (512,))
