@@ -181,7 +181,9 @@ class BucketEngine:
         self.edges, self.lo, self.hi = th.s, th.lo, th.hi
         # thresholds with two +inf sentinels, and the grid lookup table of the bucket search
         self._E = np.concatenate([th.s, [np.inf, np.inf]])
-        K = int(min(max(16, 8 * M), _MAX_CELLS))
+        # ~8 cells per threshold keeps most cells empty; past 2**17 cells (512 kB) the table
+        # stops fitting the cache, and 2 cells per threshold bins faster (measured)
+        K = int(min(max(16, min(8 * M, max(2 * M, 1 << 17))), _MAX_CELLS))
         with np.errstate(over="ignore", invalid="ignore"):
             span = float(th.s[-1] - th.s[0])
         inv_w = K / span if 0.0 < span < np.inf else 0.0

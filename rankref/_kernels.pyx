@@ -617,19 +617,19 @@ cdef inline void _threshold(double x, double d, double* s, double* e) noexcept n
     e[0] = (x - (s[0] - bb)) + (d - bb)
 
 
-cdef struct Elem:
-    double key
-    double w[2 * MAXCH]     # weights as a member of an earlier group, then of a later group
-    double acc[2 * MAXCH]   # sums over the earlier groups' members, then the later groups'
-    int64_t idx
-
-
 cdef struct Sweep:
-    Elem* el                # elements, being sorted by key group by group
-    Elem* tmp
-    const int64_t* gptr     # group boundaries (G + 1)
-    Py_ssize_t me           # channels summed over the earlier groups (0: none)
-    Py_ssize_t ml           # channels summed over the later groups (0: none)
+    int32_t* el             # elements (their ranks in the key order), sorted by rank per block
+    int32_t* tmp
+    const int64_t* gptr     # group boundaries (G + 1) in the (group, key) order
+    const double* key       # keys by rank (sorted)
+    const int64_t* lo       # window of each rank: [lo, hi) in ranks
+    const int64_t* hi
+    const double* We        # weights by rank as a member of an earlier group (me channels)
+    const double* Wl        # ... of a later group (ml channels)
+    double* Ae              # sums over the earlier groups, by rank
+    double* Al              # sums over the later groups, by rank
+    Py_ssize_t me
+    Py_ssize_t ml
     double delta
     double inv_delta        # 1/delta where it is finite and normal, else 0 (then divide)
     double* suf             # members of one step: suffix sums and front aggregates
@@ -643,42 +643,35 @@ cdef inline double _per(const Sweep* S, double x) noexcept nogil:
     return x / S.delta
 
 
-cdef void _cdq_contribute(Sweep* S, Elem* mem, Py_ssize_t nm, Elem* qs, Py_ssize_t nq,
-                          Py_ssize_t m, Py_ssize_t off) noexcept nogil:
-    """Add the members mem[:nm] (sorted by key; weights w[off:off+m]) to the queries qs[:nq]
-    (sorted by key; sums acc[off:off+m]): sum_k w_k H(key_k - key_q), by one sliding pass."""
-    cdef Py_ssize_t i, k, ch, a = 0, b = 0
-    cdef Py_ssize_t l = 0, r = 0, mid = 0
-    cdef Elem* q
+cdef void _cdq_contribute(Sweep* S, const int32_t* mem, Py_ssize_t nm, const int32_t* qs,
+                          Py_ssize_t nq, const double* W, double* A, Py_ssize_t m) noexcept nogil:
+    """Add the members mem[:nm] (ranks, ascending) with weights W to the queries qs[:nq]
+    (ranks, ascending), into A: sum_k W_k H(key_k - key_q), by one sliding pass."""
+    cdef Py_ssize_t i, k, ch, a = 0, b = 0, l = 0, r = 0, mid = 0, q
     cdef double Wb[MAXCH]
     cdef double Ob[MAXCH]
     cdef double Wq[MAXCH]
     cdef double Oq[MAXCH]
-    cdef double Lb = 0.0, f, d = S.delta, ls, le, hs, he
+    cdef double Lb = 0.0, f, d = S.delta
+    cdef const double* key = S.key
     for ch in range(m):
         S.suf[nm * m + ch] = 0.0
         Wb[ch] = 0.0
         Ob[ch] = 0.0
     for i in range(nm - 1, -1, -1):
         for ch in range(m):
-            S.suf[i * m + ch] = S.suf[(i + 1) * m + ch] + mem[i].w[off + ch]
+            S.suf[i * m + ch] = S.suf[(i + 1) * m + ch] + W[mem[i] * m + ch]
     for i in range(nq):
-        q = &qs[i]
-        if d > 0.0:
-            _threshold(q.key, -d, &ls, &le)
-            _threshold(q.key, d, &hs, &he)
-        else:
-            ls = hs = q.key
-            le = he = 0.0
-        # the window [a, b): members with key in [key_q - delta, key_q + delta)
-        while a < nm and _below(mem[a].key, ls, le):
+        q = qs[i]
+        # the window [a, b): members whose rank lies in q's window [lo_q, hi_q)
+        while a < nm and mem[a] < S.lo[q]:
             a += 1
         if b < a:
             b = a
-        while b < nm and _below(mem[b].key, hs, he):
+        while b < nm and mem[b] < S.hi[q]:
             b += 1
         for ch in range(m):
-            q.acc[off + ch] += S.suf[b * m + ch]
+            A[q * m + ch] += S.suf[b * m + ch]
         if b <= a:
             continue
         # two-stack sliding aggregate over [a, b), as in sliding_window_sums
@@ -691,26 +684,26 @@ cdef void _cdq_contribute(Sweep* S, Elem* mem, Py_ssize_t nm, Elem* qs, Py_ssize
                 Ob[ch] = 0.0
         while r < b:
             if r == mid:
-                Lb = mem[r].key
+                Lb = key[mem[r]]
                 for ch in range(m):
-                    Wb[ch] = mem[r].w[off + ch]
+                    Wb[ch] = W[mem[r] * m + ch]
                     Ob[ch] = 0.0
             else:
-                f = _per(S, mem[r].key - Lb)
+                f = _per(S, key[mem[r]] - Lb)
                 for ch in range(m):
-                    if mem[r].w[off + ch] != 0.0:
-                        Ob[ch] += mem[r].w[off + ch] * f
-                    Wb[ch] += mem[r].w[off + ch]
+                    if W[mem[r] * m + ch] != 0.0:
+                        Ob[ch] += W[mem[r] * m + ch] * f
+                    Wb[ch] += W[mem[r] * m + ch]
             r += 1
         if a > l:
             l = a
             if l >= mid:
                 for k in range(r - 1, l - 1, -1):
                     for ch in range(m):
-                        S.fW[k * m + ch] = mem[k].w[off + ch]
+                        S.fW[k * m + ch] = W[mem[k] * m + ch]
                         S.fO[k * m + ch] = 0.0
                     if k + 1 < r:
-                        f = _per(S, mem[k + 1].key - mem[k].key)
+                        f = _per(S, key[mem[k + 1]] - key[mem[k]])
                         for ch in range(m):
                             S.fO[k * m + ch] = S.fO[(k + 1) * m + ch]
                             if S.fW[(k + 1) * m + ch] != 0.0:
@@ -725,7 +718,7 @@ cdef void _cdq_contribute(Sweep* S, Elem* mem, Py_ssize_t nm, Elem* qs, Py_ssize
                 Wq[ch] = S.fW[l * m + ch]
                 Oq[ch] = S.fO[l * m + ch]
             if r > mid:
-                f = _per(S, Lb - mem[l].key)
+                f = _per(S, Lb - key[mem[l]])
                 for ch in range(m):
                     Oq[ch] += Ob[ch]
                     if Wb[ch] != 0.0:
@@ -735,48 +728,45 @@ cdef void _cdq_contribute(Sweep* S, Elem* mem, Py_ssize_t nm, Elem* qs, Py_ssize
             for ch in range(m):
                 Wq[ch] = Wb[ch]
                 Oq[ch] = Ob[ch]
-        f = _per(S, (mem[l].key - q.key) + d)
+        f = _per(S, (key[mem[l]] - key[q]) + d)
         for ch in range(m):
-            q.acc[off + ch] += 0.5 * (Oq[ch] + (Wq[ch] * f if Wq[ch] != 0.0 else 0.0))
+            A[q * m + ch] += 0.5 * (Oq[ch] + (Wq[ch] * f if Wq[ch] != 0.0 else 0.0))
 
 
-cdef inline double _step(const Sweep* S, double xk, double xq) noexcept nogil:
-    """H(xk - xq) with the exact window thresholds of xq (as the window sums see it)."""
-    cdef double s, e, d = S.delta
-    if d > 0.0:
-        _threshold(xq, d, &s, &e)
-        if not _below(xk, s, e):
-            return 1.0
-        _threshold(xq, -d, &s, &e)
-        if _below(xk, s, e):
-            return 0.0
-        return 0.5 * _per(S, (xk - xq) + d)
-    return 1.0 if xk >= xq else 0.0
+cdef inline double _step(const Sweep* S, Py_ssize_t k, Py_ssize_t q) noexcept nogil:
+    """H(key_k - key_q) as the window sums see it (ranks k, q)."""
+    if k >= S.hi[q]:
+        return 1.0
+    if k < S.lo[q]:
+        return 0.0
+    return 0.5 * _per(S, (S.key[k] - S.key[q]) + S.delta)
 
 
 cdef void _cdq_base(Sweep* S, Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
     """A few elements: every pair of different groups directly, then an insertion sort."""
-    cdef Py_ssize_t e0 = S.gptr[g0], e1 = S.gptr[g1], g, h, i, j, ch
+    cdef Py_ssize_t e0 = S.gptr[g0], e1 = S.gptr[g1], g, h, i, j, ch, ri, rj
     cdef double f
-    cdef Elem tmp
+    cdef int32_t tmp
     for g in range(g0, g1):
         for h in range(g + 1, g1):
             for i in range(S.gptr[g], S.gptr[g + 1]):      # i earlier, j later
+                ri = S.el[i]
                 for j in range(S.gptr[h], S.gptr[h + 1]):
+                    rj = S.el[j]
                     if S.me:
-                        f = _step(S, S.el[i].key, S.el[j].key)
+                        f = _step(S, ri, rj)
                         if f != 0.0:
                             for ch in range(S.me):
-                                S.el[j].acc[ch] += S.el[i].w[ch] * f
+                                S.Ae[rj * S.me + ch] += S.We[ri * S.me + ch] * f
                     if S.ml:
-                        f = _step(S, S.el[j].key, S.el[i].key)
+                        f = _step(S, rj, ri)
                         if f != 0.0:
                             for ch in range(S.ml):
-                                S.el[i].acc[MAXCH + ch] += S.el[j].w[MAXCH + ch] * f
-    for i in range(e0 + 1, e1):  # stable: equal keys keep the earlier group first
+                                S.Al[ri * S.ml + ch] += S.Wl[rj * S.ml + ch] * f
+    for i in range(e0 + 1, e1):
         tmp = S.el[i]
         j = i - 1
-        while j >= e0 and S.el[j].key > tmp.key:
+        while j >= e0 and S.el[j] > tmp:
             S.el[j + 1] = S.el[j]
             j -= 1
         S.el[j + 1] = tmp
@@ -785,7 +775,7 @@ cdef void _cdq_base(Sweep* S, Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
 cdef void _cdq(Sweep* S, Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
     cdef Py_ssize_t e0 = S.gptr[g0], e1 = S.gptr[g1], gm, lo, hi, half, es, i, j, k
     if g1 - g0 <= 1:
-        return  # one group: already sorted by key (the input is in (group, key) order)
+        return  # one group: already sorted by rank (the input is in (group, key) order)
     if e1 - e0 <= 16:
         _cdq_base(S, g0, g1)
         return
@@ -806,15 +796,15 @@ cdef void _cdq(Sweep* S, Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
     _cdq(S, g0, gm)
     _cdq(S, gm, g1)
     if S.me:  # the earlier half's members to the later half's queries
-        _cdq_contribute(S, &S.el[e0], es - e0, &S.el[es], e1 - es, S.me, 0)
+        _cdq_contribute(S, &S.el[e0], es - e0, &S.el[es], e1 - es, S.We, S.Ae, S.me)
     if S.ml:  # and the later half's members to the earlier half's queries
-        _cdq_contribute(S, &S.el[es], e1 - es, &S.el[e0], es - e0, S.ml, MAXCH)
-    # merge the two halves by key (ties: the earlier half first)
+        _cdq_contribute(S, &S.el[es], e1 - es, &S.el[e0], es - e0, S.Wl, S.Al, S.ml)
+    # merge the two halves by rank
     i = e0
     j = es
     k = e0
     while i < es and j < e1:
-        if S.el[i].key <= S.el[j].key:
+        if S.el[i] < S.el[j]:
             S.tmp[k] = S.el[i]
             i += 1
         else:
@@ -829,19 +819,20 @@ cdef void _cdq(Sweep* S, Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
         S.tmp[k] = S.el[j]
         j += 1
         k += 1
-    memcpy(&S.el[e0], &S.tmp[e0], (e1 - e0) * sizeof(Elem))
+    memcpy(&S.el[e0], &S.tmp[e0], (e1 - e0) * sizeof(int32_t))
 
 
-def group_sums(const double[::1] key, const double[:, ::1] We, const double[:, ::1] Wl,
+def group_sums(const double[::1] key, const int64_t[::1] lo, const int64_t[::1] hi,
+               const double[:, ::1] We, const double[:, ::1] Wl, const int64_t[::1] order,
                const int64_t[::1] gptr, double delta, double[:, ::1] earlier,
                double[:, ::1] later):
     """earlier[q, ch] = sum over the members k of the groups before q's of We[k, ch] H(key_k - key_q),
-    later[q, ch] = the same over the groups after q's, with Wl (a zero-column Wl or We skips it).
+    later[q, ch] = the same over the groups after q's, with Wl (a zero-column weight skips it).
 
-    Elements are in (group, key) order, group g being [gptr[g], gptr[g+1]).  An offline divide
-    and conquer over the groups: O(n log G), every level reading and writing its elements
-    sequentially (each element carries its key, weights and sums); only non-negative terms are
-    added."""
+    Elements are identified by their rank in ``key`` (sorted); [lo[q], hi[q]) is q's window
+    in ranks (its members at or above hi count 1); ``order`` lists the ranks by (group, key) with
+    group g at [gptr[g], gptr[g+1]).  An offline divide and conquer over the groups: O(n log G),
+    each level a merge of 4-byte ranks and sliding passes; only non-negative terms are added."""
     cdef Sweep S
     cdef Py_ssize_t n = key.shape[0], me = We.shape[1], ml = Wl.shape[1]
     cdef Py_ssize_t G = gptr.shape[0] - 1, i, ch
@@ -853,7 +844,16 @@ def group_sums(const double[::1] key, const double[:, ::1] We, const double[:, :
             later[i, ch] = 0.0
     if n == 0 or G <= 1:
         return
+    if n >= (1 << 31) - 1:
+        raise ValueError("too many positives for one call (2**31 - 1 at most).")
     S.gptr = &gptr[0]
+    S.key = &key[0]
+    S.lo = &lo[0]
+    S.hi = &hi[0]
+    S.We = &We[0, 0] if me else NULL
+    S.Wl = &Wl[0, 0] if ml else NULL
+    S.Ae = &earlier[0, 0] if me else NULL
+    S.Al = &later[0, 0] if ml else NULL
     S.me = me
     S.ml = ml
     S.delta = delta
@@ -862,8 +862,8 @@ def group_sums(const double[::1] key, const double[:, ::1] We, const double[:, :
         inv = 1.0 / delta
         if 1e-300 <= inv <= 1e300:
             S.inv_delta = inv
-    S.el = <Elem*> malloc(n * sizeof(Elem))
-    S.tmp = <Elem*> malloc(n * sizeof(Elem))
+    S.el = <int32_t*> malloc(n * sizeof(int32_t))
+    S.tmp = <int32_t*> malloc(n * sizeof(int32_t))
     S.suf = <double*> malloc((n + 1) * MAXCH * sizeof(double))
     S.fW = <double*> malloc(n * MAXCH * sizeof(double))
     S.fO = <double*> malloc(n * MAXCH * sizeof(double))
@@ -876,21 +876,8 @@ def group_sums(const double[::1] key, const double[:, ::1] We, const double[:, :
         raise MemoryError()
     with nogil:
         for i in range(n):
-            S.el[i].key = key[i]
-            S.el[i].idx = i
-            for ch in range(2 * MAXCH):
-                S.el[i].w[ch] = 0.0
-                S.el[i].acc[ch] = 0.0
-            for ch in range(me):
-                S.el[i].w[ch] = We[i, ch]
-            for ch in range(ml):
-                S.el[i].w[MAXCH + ch] = Wl[i, ch]
+            S.el[i] = <int32_t> order[i]
         _cdq(&S, 0, G)
-        for i in range(n):
-            for ch in range(me):
-                earlier[S.el[i].idx, ch] = S.el[i].acc[ch]
-            for ch in range(ml):
-                later[S.el[i].idx, ch] = S.el[i].acc[MAXCH + ch]
     free(S.el)
     free(S.tmp)
     free(S.suf)

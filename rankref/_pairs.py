@@ -98,20 +98,19 @@ def groups_of(gkey):
     return _Groups(gkey) if gkey.shape[0] > DIRECT_MAX_P else None
 
 
-def _group_sums(keys, We, Wl, order, gptr, delta):
+def _group_sums(keys, We, Wl, order, gptr, delta, lo=None, hi=None):
     """``(earlier, later)``: sums of ``W_k H(keys_k - keys_q)`` over the members k of the groups
-    strictly before q's (weights ``We``) and strictly after (weights ``Wl``), for the elements in
-    (group, key) order ``order`` with boundaries ``gptr``.  A None weight skips that side."""
+    strictly before q's (weights ``We``) and strictly after (weights ``Wl``), for the sorted
+    ``keys`` in (group, key) order ``order`` with boundaries ``gptr``.  A None weight skips that
+    side; ``lo, hi``: the keys' own windows, when known."""
     P = keys.shape[0]
-    We = np.zeros((P, 0)) if We is None else np.ascontiguousarray(We[order], dtype=np.float64)
-    Wl = np.zeros((P, 0)) if Wl is None else np.ascontiguousarray(Wl[order], dtype=np.float64)
-    e = np.empty((P, We.shape[1]))
-    lt = np.empty((P, Wl.shape[1]))
-    _kernels.group_sums(keys[order], We, Wl, gptr, delta, e, lt)
-    earlier = np.empty_like(e)
-    later = np.empty_like(lt)
-    earlier[order] = e
-    later[order] = lt
+    if lo is None:
+        lo, hi = window(keys, keys, delta)
+    We = np.zeros((P, 0)) if We is None else np.ascontiguousarray(We, dtype=np.float64)
+    Wl = np.zeros((P, 0)) if Wl is None else np.ascontiguousarray(Wl, dtype=np.float64)
+    earlier = np.empty((P, We.shape[1]))
+    later = np.empty((P, Wl.shape[1]))
+    _kernels.group_sums(keys, lo, hi, We, Wl, order, gptr, delta, earlier, later)
     return earlier, later
 
 
@@ -158,7 +157,7 @@ def rs_terms(xp, tp, delta, groups=None):
     out = np.empty((P, 5))
     out[:, :2] = static_sums(xp, W, xp, delta, lo, hi)
     # groups by descending IoU: t_k > t_i are the earlier groups, t_k < t_i the later ones
-    higher, lower = _group_sums(xp, W, W[:, :1], *g.x[False], delta)
+    higher, lower = _group_sums(xp, W, W[:, :1], *g.x[False], delta, lo, hi)
     tgt = higher + _within_groups(xp, W, *g.x[True], delta, lo, hi)  # t_k >= t_i
     out[:, 4] = lower[:, 0]  # D_i = sum_{t_k < t_i} H_ik
     # where nothing below t_i weighs (D = 0 exactly) the two sets sum the same terms: use the
