@@ -362,6 +362,8 @@ def main(argv=None):
                         help="P sweep at N = 1e6 (first --sizes): the pair terms on their own")
     parser.add_argument("--crossover", action="store_true",
                         help="dense pair terms against the segment tree, by P")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's own choice)")
     parser.add_argument("--dense-max", type=float, default=None,
                         help="--pairs: time the forced dense pair terms up to this P")
     args = parser.parse_args(argv)
@@ -370,6 +372,8 @@ def main(argv=None):
         import torch
     except ImportError:
         torch = None
+    if torch is not None and args.threads:
+        torch.set_num_threads(args.threads)
     cuda = torch is not None and torch.cuda.is_available() and not args.cpu
     try:
         import cupy
@@ -396,9 +400,10 @@ def main(argv=None):
         args.repeat = args.repeat or 3
         args.dense_max = args.dense_max or (1e4 if on_cpu else 3e4)
         targets = [Target(name, args.repeat) for name in names]
+        threads = torch.get_num_threads() if torch is not None else "-"
         print(f"rankref_gpu on {', '.join(t.name for t in targets)} "
               f"({targets[0].device_name()}); float32 logits, delta = 0.5, median of "
-              f"{args.repeat} runs")
+              f"{args.repeat} runs; torch threads: {threads}")
         return run_pairs(args, targets) if args.pairs else run_crossover(args, targets)
     if on_cpu:
         args.sizes = args.sizes or [1e5, 1e6]

@@ -14,8 +14,9 @@ the tree's few hundred small ones (sorts of the layers' keys, ``log P`` levels b
 the other, gathers of ``2 log P`` nodes per query).  :func:`use_dense` chooses by P:
 
 * ``DENSE_MAX_P_CPU = 2048`` on the CPU (NumPy, torch CPU), measured with
-  ``benchmarks/bench_gpu.py --crossover --cpu``: the dense chunks win below about 2000-4000
-  positives (the P^2 work then passes the tree's P log^2 P work with its larger constant);
+  ``benchmarks/bench_gpu.py --crossover --cpu --threads 1``: the dense chunks win up to about
+  2000 positives (NumPy: 2048, torch CPU: between 1024 and 2048), where the P^2 work passes
+  the tree's P log^2 P work with its larger constant;
 * ``DENSE_MAX_P_GPU = 8192`` on a GPU, where each small operation of the tree costs a kernel
   launch (about 10 us: some 10 ms per loss, whatever P) while the dense chunks run at memory
   bandwidth (about 15 passes over P^2 float64, some 10 ms at P = 8192 on an H100).  This is an
@@ -116,8 +117,7 @@ def rs_terms(xp, xq, tp, d, groups=None):
         rp, cn = res[0][:, 0], res[0][:, 1]
         tgt = _total(xp, res[1:], P, 2)  # t_k == t_i, then the groups with t_k > t_i
         td, tn = tgt[:, 0], tgt[:, 1]
-        res = layered_sums(xp, xq, xp.ones((P, 1)), strict_layers(xp, g.asc, g.levels), d,
-                           pl, ph)
+        res = layered_sums(xp, xq, None, strict_layers(xp, g.asc, g.levels), d, pl, ph)
         D = _total(xp, res, P, 1)[:, 0]  # t_k < t_i
     same = D == 0.0
     return xp.stack([rp, cn, xp.where(same, cn, tn), xp.where(same, rp, td), D], axis=1)
@@ -142,7 +142,7 @@ def rank_pos(xp, xq, d):
     P = xq.shape[0]
     if use_dense(xp, P):
         return rank_pos_dense(xp, xq, d)
-    return static_sums(xp, xq, xp.ones((P, 1)), xq, d)[:, 0]
+    return static_sums(xp, xq, None, xq, d)[:, 0]
 
 
 def class_rank(xp, xq, grp, d):
@@ -151,7 +151,7 @@ def class_rank(xp, xq, grp, d):
     if use_dense(xp, P):
         return group_sums_dense(xp, xq, grp, d, same=True)
     pl, ph = windows(xp, xq, xq, d)
-    return layered_sums(xp, xq, xp.ones((P, 1)), [own_group_layer(xp, grp)], d, pl, ph)[0][:, 0]
+    return layered_sums(xp, xq, None, [own_group_layer(xp, grp)], d, pl, ph)[0][:, 0]
 
 
 def other_class_sums(xp, xq, grp, k, d):
@@ -163,7 +163,7 @@ def other_class_sums(xp, xq, grp, k, d):
     g = Groups(xp, grp, k)
     pl, ph = windows(xp, xq, xq, d)
     layers = strict_layers(xp, g.asc, g.levels) + strict_layers(xp, g.desc, g.levels)
-    return _total(xp, layered_sums(xp, xq, xp.ones((P, 1)), layers, d, pl, ph), P, 1)[:, 0]
+    return _total(xp, layered_sums(xp, xq, None, layers, d, pl, ph), P, 1)[:, 0]
 
 
 def other_class_scatter(xp, xq, grp, k, c, d):

@@ -79,11 +79,12 @@ class Tree:
     """A static segment tree over ``n >= 1`` members: keys ``keys`` (non-decreasing inside every
     range that is queried), weights ``W`` (n, m) >= 0 and optional leaf offsets ``O`` (n, m)
     (``sum (x - key) / delta`` of the members a leaf stands for; zero by default).  At delta = 0
-    only the weights are kept."""
+    only the weights are kept.  ``unit``: every weight is 1, so a sum of weights over a range
+    is its length (exact), with no gather."""
 
-    def __init__(self, xp, keys, W, d, O=None):
+    def __init__(self, xp, keys, W, d, O=None, unit=False):
         n, m = W.shape
-        self.xp, self.d, self.n, self.m = xp, d, n, m
+        self.xp, self.d, self.n, self.m, self.unit = xp, d, n, m, unit
         S = 1 << max(0, (n - 1).bit_length())
         self.S = S
         if S > n:  # padding leaves: weight 0, the last key (never a non-zero term)
@@ -139,21 +140,27 @@ class Tree:
         delta) / delta`` over the canonical nodes (twice the window sum of the relaxed step;
         zero at delta = 0), ``wsum`` the sum of the weights over ``[lo, hi)``, and ``above`` the
         sum of the weights over ``[alo, ahi)`` (None when not asked for).  Each is a sum of
-        non-negative terms in a fixed order."""
+        non-negative terms in a fixed order (unit weights: the ranges' lengths)."""
         xp, d, m = self.xp, self.d, self.m
         Q = lo.shape[0]
+        window = d > 0 and q is not None
         win, wsum, above = ([[] for _ in range(m)] for _ in range(3))
         budget = QUERY_BUDGET_GPU if _backend.on_gpu(xp) else QUERY_BUDGET_CPU
         for i0, i1 in chunks(Q, self.R * m, budget):
-            nodes = self._nodes(lo[i0:i1], hi[i0:i1])
-            if d > 0 and q is not None:
+            if window or not self.unit:
+                nodes = self._nodes(lo[i0:i1], hi[i0:i1])
+            if window:
                 with np.errstate(all="ignore"):  # inf only in nodes no window holds
                     f = ((xp.take(self.L, nodes) - q[None, i0:i1]) + d) / d
-            anodes = None if alo is None else self._nodes(alo[i0:i1], ahi[i0:i1])
+            anodes = None
+            if alo is not None and not self.unit:
+                anodes = self._nodes(alo[i0:i1], ahi[i0:i1])
             for ch in range(m):
-                Wn = xp.take(self.W[ch], nodes)
-                wsum[ch].append(_pairwise_rows(Wn))
-                if d > 0 and q is not None:
+                if window or not self.unit:
+                    Wn = xp.take(self.W[ch], nodes)
+                if not self.unit:
+                    wsum[ch].append(_pairwise_rows(Wn))
+                if window:
                     with np.errstate(all="ignore"):
                         c = xp.take(self.O[ch], nodes) + xp.where(Wn != 0, Wn * f, 0.0)
                     win[ch].append(_pairwise_rows(c))
@@ -165,7 +172,15 @@ class Tree:
                 return xp.zeros((Q, m))
             return xp.stack([xp.concatenate(p) if len(p) > 1 else p[0] for p in parts], axis=1)
 
-        return columns(win), columns(wsum), None if alo is None else columns(above)
+        def lengths(a, b):
+            return xp.reshape(xp.astype(b - a, np.float64), (Q, 1))
+
+        wsum = lengths(lo, hi) if self.unit else columns(wsum)
+        if alo is None:
+            above = None
+        else:
+            above = lengths(alo, ahi) if self.unit else columns(above)
+        return columns(win), wsum, above
 
 
 def _pairwise_rows(a):
@@ -180,12 +195,15 @@ def _pairwise_rows(a):
 
 def static_sums(xp, keys, W, q, d):
     """``out[i, ch] = sum_k W[k, ch] H(keys_k - q_i)`` over all members (keys sorted
-    ascending, W >= 0), for any queries ``q``."""
-    n, m = W.shape
+    ascending, W >= 0; None: unit weights, one channel), for any queries ``q``."""
+    unit = W is None
+    n = keys.shape[0]
+    if unit:
+        W = xp.ones((n, 1))
     if n == 0:
-        return xp.zeros((q.shape[0], m))
+        return xp.zeros((q.shape[0], W.shape[1]))
     pl, ph = windows(xp, keys, q, d)
-    tree = Tree(xp, keys, W, d)
+    tree = Tree(xp, keys, W, d, unit=unit)
     win, _, above = tree.query(pl, ph, q, ph, xp.full(q.shape[0], n))
     return above + 0.5 * win
 
@@ -193,8 +211,8 @@ def static_sums(xp, keys, W, q, d):
 def layered_sums(xp, keys, W, layers, d, pl, ph):
     """Segmented static sums of the elements over themselves, for several layers at once.
 
-    ``keys`` (P,) sorted ascending, ``W`` (P, m) >= 0, ``pl, ph`` the windows of every key among
-    the keys (:func:`windows`).  Each layer is ``(block, target, is_query)``, int64 arrays of
+    ``keys`` (P,) sorted ascending, ``W`` (P, m) >= 0 (None: unit weights, one channel),
+    ``pl, ph`` the windows of every key among the keys (:func:`windows`).  Each layer is ``(block, target, is_query)``, int64 arrays of
     length P with ``0 <= block <= P``: element i (where ``is_query``) sums its window over the
     elements k of block ``target[i]``::
 
@@ -202,7 +220,7 @@ def layered_sums(xp, keys, W, layers, d, pl, ph):
 
     and 0 where it is not a query.  Returns the list of the (P, m) results, one per layer.
     """
-    P, m = W.shape
+    P = keys.shape[0]
     out = []
     per = max(1, LEAF_BUDGET // max(P, 1))
     for j0 in range(0, len(layers), per):
@@ -211,7 +229,7 @@ def layered_sums(xp, keys, W, layers, d, pl, ph):
 
 
 def _layer_batch(xp, keys, W, layers, d, pl, ph):
-    P, m = W.shape
+    P = keys.shape[0]
     nl = len(layers)
     pos = xp.arange(P)
     span = P + 1
@@ -228,7 +246,8 @@ def _layer_batch(xp, keys, W, layers, d, pl, ph):
     glo = xp.where(isq, xp.searchsorted(comp, base + pl_all, side="left"), 0)
     ghi = xp.where(isq, xp.searchsorted(comp, base + ph_all, side="left"), 0)
     end = xp.where(isq, xp.searchsorted(comp, base + span, side="left"), 0)
-    tree = Tree(xp, keys[elem], W[elem], d)
+    unit = W is None
+    tree = Tree(xp, keys[elem], xp.ones((nl * P, 1)) if unit else W[elem], d, unit=unit)
     q = xp.concatenate([keys] * nl)
     win, _, above = tree.query(glo, ghi, q, ghi, end)
     res = above + 0.5 * win

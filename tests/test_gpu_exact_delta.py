@@ -200,3 +200,46 @@ def test_buckets_are_exact(be, problem):
     assert_allclose(_host(be, b.means), a.means, rtol=1e-12)
     full = a.counts > 0
     assert np.isfinite(_host(be, b.means)[full]).all()
+
+
+@pytest.mark.parametrize("delta", [0.0, TINY, 1e-300, 1e-12, 0.5, 1e20, 1e300, MAX])
+@pytest.mark.parametrize("layout", ["near", "spread", "grid"])
+def test_extreme_deltas_at_scale_equal_rankref(be, layout, delta):
+    """Hundreds of positives (the pair terms on the tree, and on the dense chunks), logits one
+    ulp apart, spanning the float range, or on a grid, and deltas from subnormal to MAX: every
+    output finite and equal to rankref's."""
+    rng = np.random.default_rng(7)
+    n = 800
+    if layout == "near":
+        x = 1e6 + rng.integers(-3, 4, n) * np.spacing(1e6)
+    elif layout == "spread":
+        x = rng.choice([-MAX, -1e308, -1e17, -1.0, -TINY, 0.0, TINY, 1.0, 1e17, 1e308, MAX], n)
+    else:
+        x = rng.integers(-8, 9, n) * 0.25
+    t = rng.choice([-1.0, 0.0, 0.4, 0.7, 1.0], n, p=[0.05, 0.55, 0.15, 0.15, 0.1])
+    lab = np.sign(t).astype(np.int8)
+    s, y = x.reshape(-1, 4), rng.integers(-1, 5, n // 4)
+    X, T = be.asarray(x), be.asarray(t)
+    want_rs = rr.rank_sort_loss(x, t, delta)
+    want_ap = rr.ap_loss(x, lab, delta)
+    want_gap = [rr.gap_loss(s, y, None, delta, weights=np.ones(4), exclude_foreground=e)
+                for e in (True, False)]
+    for _ in _both_paths():
+        got = rg.rank_sort_loss(X, T, delta)
+        _close([float(got.ranking_loss), float(got.sorting_loss)],
+               [want_rs.ranking_loss, want_rs.sorting_loss], 1e-9)
+        for name in ("ranking_grad", "sorting_grad"):
+            g = _host(be, getattr(got, name))
+            assert np.isfinite(g).all()
+            _close(g, getattr(want_rs, name), 1e-9)
+        got = rg.ap_loss(X, be.asarray(lab), delta)
+        assert np.isfinite(_host(be, got.grad)).all()
+        _close(float(got.loss), want_ap.loss, 1e-9)
+        _close(_host(be, got.grad), want_ap.grad, 1e-9)
+        for e, want in zip((True, False), want_gap):
+            got = rg.gap_loss(be.asarray(s), be.asarray(y), None, delta, weights=np.ones(4),
+                              exclude_foreground=e)
+            assert np.isfinite(_host(be, got.grad)).all()
+            _close([float(got.loss), float(got.ranking_error)],
+                   [want.loss, want.ranking_error], 1e-9)
+            _close(_host(be, got.grad), want.grad, 1e-9)
