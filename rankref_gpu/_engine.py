@@ -148,7 +148,8 @@ class BucketEngine:
         y = -xp.flip(self.xq)
         tree = Tree(xp, y, xp.reshape(xp.flip(c), (P, 1)), d)
         # positives [below, inside) hold the bucket in their window: [P - inside, P - below)
-        win, wsum, pre = tree.query(P - inside, P - below, -th.s, P - below, xp.full(M, P))
+        win, wsum, pre = tree.query(P - inside, P - below, -th.s, P - below, xp.full(M, P),
+                                    weights=True)
         zero = xp.zeros(1)
         A = xp.concatenate([zero, pre[:, 0] + 0.5 * win[:, 0]])
         B = xp.concatenate([zero, 0.5 * wsum[:, 0]]) if d > 0 else xp.zeros(M + 1)

@@ -133,21 +133,22 @@ class Tree:
         right = xp.where(inside & ((rk & 1) == 1), off + rk - 1, zero)
         return xp.concatenate([left, right])
 
-    def query(self, lo, hi, q=None, alo=None, ahi=None):
+    def query(self, lo, hi, q=None, alo=None, ahi=None, weights=False):
         """Sums over the leaf ranges ``[lo, hi)`` (one per query).
 
         Returns ``(win, wsum, above)``, each (Q, m): ``win = sum_v O_v + W_v ((L_v - q) +
         delta) / delta`` over the canonical nodes (twice the window sum of the relaxed step;
-        zero at delta = 0), ``wsum`` the sum of the weights over ``[lo, hi)``, and ``above`` the
-        sum of the weights over ``[alo, ahi)`` (None when not asked for).  Each is a sum of
-        non-negative terms in a fixed order (unit weights: the ranges' lengths)."""
+        zero at delta = 0), ``wsum`` the sum of the weights over ``[lo, hi)`` (None unless
+        ``weights``), and ``above`` the sum of the weights over ``[alo, ahi)`` (None when not
+        asked for).  Each is a sum of non-negative terms in a fixed order (unit weights: the
+        ranges' lengths)."""
         xp, d, m = self.xp, self.d, self.m
         Q = lo.shape[0]
         window = d > 0 and q is not None
         win, wsum, above = ([[] for _ in range(m)] for _ in range(3))
         budget = QUERY_BUDGET_GPU if _backend.on_gpu(xp) else QUERY_BUDGET_CPU
         for i0, i1 in chunks(Q, self.R * m, budget):
-            if window or not self.unit:
+            if window or (weights and not self.unit):
                 nodes = self._nodes(lo[i0:i1], hi[i0:i1])
             if window:
                 with np.errstate(all="ignore"):  # inf only in nodes no window holds
@@ -156,9 +157,9 @@ class Tree:
             if alo is not None and not self.unit:
                 anodes = self._nodes(alo[i0:i1], ahi[i0:i1])
             for ch in range(m):
-                if window or not self.unit:
+                if window or (weights and not self.unit):
                     Wn = xp.take(self.W[ch], nodes)
-                if not self.unit:
+                if weights and not self.unit:
                     wsum[ch].append(_pairwise_rows(Wn))
                 if window:
                     with np.errstate(all="ignore"):
@@ -175,7 +176,10 @@ class Tree:
         def lengths(a, b):
             return xp.reshape(xp.astype(b - a, np.float64), (Q, 1))
 
-        wsum = lengths(lo, hi) if self.unit else columns(wsum)
+        if not weights:
+            wsum = None
+        else:
+            wsum = lengths(lo, hi) if self.unit else columns(wsum)
         if alo is None:
             above = None
         else:
