@@ -4,6 +4,8 @@ Usage:
     python benchmarks/bench_gpu.py             # CUDA: torch tensors, and CuPy arrays if installed
     python benchmarks/bench_gpu.py --cpu       # this machine: NumPy arrays and torch CPU tensors
     python benchmarks/bench_gpu.py --memory    # peak extra bytes per logit (CPU; CUDA if present)
+    python benchmarks/bench_gpu.py --pairs     # P sweep at N = 1e6: the pair terms on their own
+    python benchmarks/bench_gpu.py --crossover # dense pair terms against the segment tree by P
 
 Columns, in seconds (median of ``--repeat`` timed runs after a warm-up; CUDA events on a GPU,
 ``perf_counter`` on the CPU), float32 logits, delta = 0.5:
@@ -17,7 +19,15 @@ Columns, in seconds (median of ``--repeat`` timed runs after a warm-up; CUDA eve
   the host each time) on the same device, when ``N * P <= --official-max``.
 
 Ratios: ``fwd+bwd / sort``, ``official / fwd+bwd`` and ``rankref / fwd+bwd``, all measured in
-the same run.  ``--memory`` runs each case in a fresh process and reports the peak extra memory
+the same run.
+
+``--pairs`` (P = 1e2 .. 1e5 at N = 1e6 by default, as rankref's ``bench_ranking.py --pairs``):
+``fwd+bwd`` of the whole call, ``pairs`` the positive-positive work of one RS call alone (the
+sorting terms and the sorting scatter, with the dense/tree switch as shipped: ``path`` says
+which), ``tree`` and ``dense`` the same forced either way (dense only up to ``--dense-max``),
+``sort`` the N logits, and the ratios ``pairs / sort`` and ``fwd+bwd / sort``.  ``--crossover``
+times the dense chunks against the tree at small P and reports the largest P where the dense
+chunks are faster (``rankref_gpu._pairs.DENSE_MAX_P_CPU`` / ``DENSE_MAX_P_GPU``).  ``--memory`` runs each case in a fresh process and reports the peak extra memory
 of one call over the inputs (RSS on the CPU, ``torch.cuda.max_memory_allocated`` on CUDA) at two
 sizes, with the slope in bytes per logit and the constant part.
 """
@@ -188,6 +198,99 @@ def run_times(args, targets):
                       f"{(rr_time / fb if rr_time else float('nan')):7.1f}x", flush=True)
 
 
+class _PairPath:
+    """Force the pair terms onto the dense chunks ("dense") or the segment tree ("tree")."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        from rankref_gpu import _pairs
+
+        self.keep = _pairs.DENSE_MAX_P_CPU, _pairs.DENSE_MAX_P_GPU
+        limit = {"dense": 10**12, "tree": -1}.get(self.path)
+        if limit is not None:
+            _pairs.DENSE_MAX_P_CPU = _pairs.DENSE_MAX_P_GPU = limit
+        return self
+
+    def __exit__(self, *exc):
+        from rankref_gpu import _pairs
+
+        _pairs.DENSE_MAX_P_CPU, _pairs.DENSE_MAX_P_GPU = self.keep
+        return False
+
+
+def pair_terms(tg, x_host, t_host, delta=0.5):
+    """The positive-positive work of one RS call (terms and sorting scatter) on target ``tg``,
+    as a function to time, and the path the shipped switch takes."""
+    from rankref_gpu import _pairs
+    from rankref_gpu._backend import namespace
+
+    pos = np.flatnonzero(t_host > 0)
+    pos = pos[np.argsort(x_host[pos], kind="stable")]
+    xq = tg.convert(x_host[pos].astype(np.float64))
+    tp = tg.convert(t_host[pos].astype(np.float64))
+    w = tg.convert(np.full(pos.size, 1.0 / max(pos.size, 1)))
+    xp = namespace(xq)
+
+    def run():
+        groups = None if _pairs.use_dense(xp, pos.size) else _pairs.Groups.of(xp, tp)
+        _pairs.rs_terms(xp, xq, tp, delta, groups)
+        _pairs.rs_sorting_scatter(xp, xq, tp, w, delta, groups)
+    return run, "dense" if _pairs.use_dense(xp, pos.size) else "tree"
+
+
+def run_pairs(args, targets):
+    import rankref_gpu as rg
+
+    n = int(args.sizes[0]) if args.sizes else 10**6
+    print(f"P sweep at N = {n:.0e}: the pair terms (sorting terms + sorting scatter) on their "
+          f"own; seconds")
+    head = (f"{'backend':<11}{'P':>8}{'path':>7}{'fwd+bwd':>10}{'pairs':>10}{'tree':>10}"
+            f"{'dense':>10}{'sort':>10}{'pairs/sort':>11}{'fb/sort':>9}")
+    print(head)
+    print("-" * len(head))
+    for p in (int(v) for v in args.positives):
+        x_host, t_host = problem(n, p)
+        for tg in targets:
+            x, t = tg.convert(x_host), tg.convert(t_host)
+            fb = tg.timed(lambda: rg.rank_sort_loss(x, t, 0.5, "bucketed"))
+            run, path = pair_terms(tg, x_host, t_host)
+            pairs = tg.timed(run)
+            with _PairPath("tree"):
+                tree = tg.timed(pair_terms(tg, x_host, t_host)[0])
+            dense = None
+            if p <= args.dense_max:
+                with _PairPath("dense"):
+                    dense = tg.timed(pair_terms(tg, x_host, t_host)[0])
+            srt = tg.timed(lambda: tg.sort(x))
+            dcell = f"{dense:10.4f}" if dense is not None else f"{'-':>10}"
+            print(f"{tg.name:<11}{p:>8}{path:>7}{fb:10.4f}{pairs:10.4f}{tree:10.4f}{dcell}"
+                  f"{srt:10.4f}{pairs / srt:10.1f}x{fb / srt:8.1f}x", flush=True)
+
+
+def run_crossover(args, targets):
+    print("pair terms (sorting terms + sorting scatter): dense chunks against the segment tree "
+          "(N = 10 P); seconds")
+    head = f"{'backend':<11}{'P':>8}{'dense':>10}{'tree':>10}{'dense/tree':>12}"
+    print(head)
+    print("-" * len(head))
+    for tg in targets:
+        crossover = 0
+        for p in (int(v) for v in args.positives):
+            x_host, t_host = problem(10 * p, p)
+            with _PairPath("dense"):
+                dense = tg.timed(pair_terms(tg, x_host, t_host)[0])
+            with _PairPath("tree"):
+                tree = tg.timed(pair_terms(tg, x_host, t_host)[0])
+            if dense < tree:
+                crossover = p
+            print(f"{tg.name:<11}{p:>8}{dense:10.4f}{tree:10.4f}{dense / tree:11.2f}x",
+                  flush=True)
+        print(f"{tg.name}: dense chunks faster up to P = {crossover} (largest P measured "
+              f"where they win)")
+
+
 _MEMORY_CHILD = r"""
 import os, resource, sys
 import numpy as np
@@ -255,12 +358,22 @@ def main(argv=None):
     parser.add_argument("--official-max", type=float, default=None,
                         help="run the official loop when N * P is at most this")
     parser.add_argument("--no-rankref", action="store_true", help="skip the CPU reference")
+    parser.add_argument("--pairs", action="store_true",
+                        help="P sweep at N = 1e6 (first --sizes): the pair terms on their own")
+    parser.add_argument("--crossover", action="store_true",
+                        help="dense pair terms against the segment tree, by P")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's own choice)")
+    parser.add_argument("--dense-max", type=float, default=None,
+                        help="--pairs: time the forced dense pair terms up to this P")
     args = parser.parse_args(argv)
 
     try:
         import torch
     except ImportError:
         torch = None
+    if torch is not None and args.threads:
+        torch.set_num_threads(args.threads)
     cuda = torch is not None and torch.cuda.is_available() and not args.cpu
     try:
         import cupy
@@ -273,16 +386,31 @@ def main(argv=None):
         libs = ["numpy"] + (["torch-cpu"] if torch is not None else [])
         libs += ["torch-cuda"] if cuda else []
         return run_memory(args, libs)
-    if args.cpu or not (cuda or has_cupy):
+    on_cpu = args.cpu or not (cuda or has_cupy)
+    if on_cpu:
         if not args.cpu:
             print("no CUDA device (torch) and no CuPy: running the CPU mode (--cpu)")
         names = ["numpy"] + (["torch-cpu"] if torch is not None else [])
+    else:
+        names = (["torch-cuda"] if cuda else []) + (["cupy"] if has_cupy else [])
+    if args.pairs or args.crossover:
+        sweep = [1e2, 3e2, 1e3, 3e3, 1e4, 3e4, 1e5]
+        small = [64, 128, 256, 512, 1024, 2048, 4096] + ([] if on_cpu else [8192, 16384])
+        args.positives = args.positives or (sweep if args.pairs else small)
+        args.repeat = args.repeat or 3
+        args.dense_max = args.dense_max or (1e4 if on_cpu else 3e4)
+        targets = [Target(name, args.repeat) for name in names]
+        threads = torch.get_num_threads() if torch is not None else "-"
+        print(f"rankref_gpu on {', '.join(t.name for t in targets)} "
+              f"({targets[0].device_name()}); float32 logits, delta = 0.5, median of "
+              f"{args.repeat} runs; torch threads: {threads}")
+        return run_pairs(args, targets) if args.pairs else run_crossover(args, targets)
+    if on_cpu:
         args.sizes = args.sizes or [1e5, 1e6]
         args.positives = args.positives or [1e2, 1e3]
         args.repeat = args.repeat or 5
         args.official_max = args.official_max or 1e8
     else:
-        names = (["torch-cuda"] if cuda else []) + (["cupy"] if has_cupy else [])
         args.sizes = args.sizes or [1e6, 1e7, 1e8]
         args.positives = args.positives or [1e2, 1e3, 1e4]
         args.repeat = args.repeat or 10

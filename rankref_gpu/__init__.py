@@ -32,17 +32,30 @@ int64.
 **Host round trips.**  None of N-sized data: loss values stay on the device until the caller
 asks for ``float(value)``.  A call makes O(1) device syncs, independent of N and P, for the
 sizes that depend on the data: one for the validity checks (two flags), one for the number of
-positives, a few for the chunking of the window sums and for BRS runs or GAP classes.  On error
-the offending entry is located, as rankref does.  The samplers, ``bucketed_class_weights``
-(C values), ``foreground_prior`` (Python ints) and GAP's omega (C values) run on the host.
+positives, one for the number of IoU groups where RS's pair terms run on the segment tree
+(above ``rankref_gpu._pairs.DENSE_MAX_P_*`` positives), and a few for BRS runs or GAP classes.
+On error the offending entry is located, as rankref does.  The samplers,
+``bucketed_class_weights`` (C values), ``foreground_prior`` (Python ints) and GAP's omega (C
+values) run on the host.
+
+**Exactness.**  As rankref: exact for every finite delta >= 0 and every finite input (the
+thresholds ``x_i +- delta`` as exact reals, window sums with local references that add only
+non-negative terms, a power-of-two rescaling for delta above 2**960, division by delta for a
+tiny delta), and the positive-positive terms without P x P temporaries (a static segment tree
+with a divide and conquer over the IoU or class groups, or dense chunks below a size).
 
 **Reproducibility.**  Integer results (indices, counts, bucket ids) are exact everywhere.
 Float results are bitwise reproducible, run to run and whatever the number of threads, on NumPy
-and on torch CPU.  On CUDA the per-bucket and per-window float sums use atomic additions
-(``index_add_``), reproducible to round-off; with ``torch.use_deterministic_algorithms(True)``
-torch switches them to its sorted deterministic accumulation and rankref_gpu replaces float
-``cumsum`` (which torch refuses there) by a fixed-order scan, so results are bitwise
-reproducible.  CuPy has no such mode: its float sums are reproducible to round-off.
+and on torch CPU.  The positive-positive terms (segment tree or dense chunks) and the window
+sums use no atomics: sorts of integer keys, ``searchsorted``, gathers, elementwise arithmetic
+and sums in a fixed order, so they are bitwise reproducible on CUDA and CuPy as well.  The
+per-bucket sums of the binning pass (and the BRS run sums, GAP's per-class errors,
+``make_buckets`` sums) use atomic additions on CUDA (``index_add_``), reproducible to
+round-off, so the loss values and gradients that depend on them are too; with
+``torch.use_deterministic_algorithms(True)`` torch switches them to its sorted deterministic
+accumulation (and rankref_gpu replaces a float ``cumsum``, which torch refuses there, by a
+fixed-order scan), so results are bitwise reproducible.  CuPy has no such mode: its
+per-bucket sums are reproducible to round-off.
 
 ``import rankref_gpu`` imports neither CuPy nor torch.  Documented differences from rankref: the
 loss values of device inputs are 0-d arrays, not floats; ``ClassCounts.update`` accepts device

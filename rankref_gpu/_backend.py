@@ -78,6 +78,11 @@ def namespace(*arrays):
     return NUMPY
 
 
+def on_gpu(xp):
+    """Whether a namespace computes on a GPU (CuPy, or torch on CUDA)."""
+    return xp.name == "cupy" or bool(getattr(xp, "cuda", False))
+
+
 def to_host(a):
     """A NumPy copy of a NumPy/CuPy array or torch tensor (or scalar)."""
     return namespace(a).to_host(a)
@@ -177,6 +182,10 @@ class ModuleNamespace:
         else:
             np.add.at(out, idx, values)
         return out
+
+    def take(self, a, idx):
+        """``a[idx]`` for a 1-D ``a`` and integer indices of any shape."""
+        return self._module.take(a, idx)
 
     def cummax(self, a):
         if self.name == "numpy":
@@ -458,6 +467,9 @@ class TorchNamespace:
     def isnan(self, a):
         return self._torch.isnan(a)
 
+    def isinf(self, a):
+        return self._torch.isinf(a)
+
     def abs(self, a):
         return self._torch.abs(a)
 
@@ -541,6 +553,11 @@ class TorchNamespace:
 
     def cummax(self, a):
         return self._torch.cummax(a, 0).values
+
+    def take(self, a, idx):
+        """``a[idx]`` for a 1-D ``a`` and integer indices of any shape (``index_select``: the
+        fastest gather of torch on the CPU)."""
+        return a.index_select(0, idx.reshape(-1)).reshape(idx.shape)
 
     def flatnonzero(self, a):
         return self._torch.nonzero(a.reshape(-1)).reshape(-1)

@@ -4,10 +4,11 @@ returned as 0-d arrays (no device sync)."""
 import numpy as np
 
 from ._backend import chunks
-from ._pairs import heaviside
+from ._pairs import far_apart_ok, heaviside
 from ._validation import EPS
 
 
+@far_apart_ok
 def rank_sort_dense(xp, x, t, delta):
     x = xp.astype(x, np.float64)
     t = xp.astype(t, np.float64)
@@ -49,6 +50,7 @@ def rank_sort_dense(xp, x, t, delta):
     return xp.mean(re), xp.mean(se), rg, sg
 
 
+@far_apart_ok
 def ap_loss_dense(xp, x, t, delta, interpolate):
     x = xp.astype(x, np.float64)
     t = xp.astype(t, np.float64)

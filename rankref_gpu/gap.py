@@ -5,10 +5,12 @@ import rankref
 from rankref.gap import GAPResult, _check_gap_inputs
 from rankref._validation import as_labels
 
+from . import _pairs
 from ._backend import _library, namespace
 from ._engine import BucketEngine
 from ._mirror import LOSS_VALUES, mirror
-from ._pairs import group_sums, heaviside, other_class_scatter
+from ._pairs import heaviside
+from .losses import sorted_positives
 from ._validation import EPS, grad_dtype, raise_nonfinite
 
 __all__ = ["ClassCounts", "gap_loss"]
@@ -51,33 +53,39 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
         raise_nonfinite(xp, x, "scores")
         return GAPResult(xp.scalar(0.0), xp.scalar(0.0),
                          xp.zeros((n, C), dtype=gdt) if compute_grad else None, w)
-    # positives sorted by class (stable): class m occupies a contiguous segment
+    # positives sorted by class (stable), then by logit (stable), as rankref orders them
     cls_all = y[fg_rows]
-    order = xp.argsort(cls_all, kind="stable")
+    order = xp.argsort(cls_all)
     pos = fg_rows[order] * C + cls_all[order]
     cls = cls_all[order]
     raise_nonfinite(xp, x, "scores", first=pos)  # rankref checks the positives first
-    present, first, size = xp.unique_sorted(cls)
+    present, _, size = xp.unique_sorted(cls)
     k = present.shape[0]
-    grp = xp.searchsorted(present, cls)
-    xpos = xp.astype(x[pos], np.float64)
+    grp = xp.searchsorted(present, cls)  # rank of the class among the classes present
     A = w[cls] / (size[grp] * k)
     t = xp.zeros((n, C), dtype=np.int8)
     t[y < 0] = -1
     t = t.reshape(-1)
     t[pos] = 1
     if method == "dense":  # every negative against every positive (P launches, no P x N array)
+        xpos = xp.astype(x[pos], np.float64)
         fp = xp.zeros(pos.shape[0])
         negs = xp.flatnonzero(t == 0)
         xn = xp.astype(x[negs], np.float64)
-        for i in range(pos.shape[0]):
-            fp[i] = xp.sum(heaviside(xp, xn - xpos[i], d))
+        with np.errstate(over="ignore"):  # +-inf differences: H = 1 or 0
+            for i in range(pos.shape[0]):
+                fp[i] = xp.sum(heaviside(xp, xn - xpos[i], d))
+        if not exclude_foreground:
+            fp = fp + _pairs.group_sums_dense(xp, xpos, grp, d, same=False)
+        rank = _pairs.group_sums_dense(xp, xpos, grp, d, same=True) + fp
     else:
-        engine = BucketEngine(xp, x, t, xpos, d)
+        pos, by_x, xq, d, sigma = sorted_positives(xp, x, pos, d)
+        cls, grp, A = cls[by_x], grp[by_x], A[by_x]
+        engine = BucketEngine(xp, x, t, xq, d, sigma)
         fp = engine.fp()
-    if not exclude_foreground:
-        fp = fp + group_sums(xp, xpos, grp, d, same=False)
-    rank = group_sums(xp, xpos, grp, d, same=True) + fp
+        if not exclude_foreground:
+            fp = fp + _pairs.other_class_sums(xp, xq, grp, k, d)
+        rank = _pairs.class_rank(xp, xq, grp, d) + fp
     lval = fp / rank
     per_class = xp.segment_sum(grp, lval, k) / size
     loss, ranking_error = xp.scalar(xp.sum(A * lval)), xp.scalar(xp.mean(per_class))
@@ -88,13 +96,16 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
     c = xp.where(gate, A / rank, 0.0)
     if method == "dense":
         acc = xp.zeros(negs.shape[0])
-        for i in range(pos.shape[0]):
-            acc += heaviside(xp, xn - xpos[i], d) * c[i]
+        with np.errstate(over="ignore"):
+            for i in range(pos.shape[0]):
+                acc += heaviside(xp, xn - xpos[i], d) * c[i]
         grad[negs] = xp.astype(acc, gdt)
     else:
         engine.scatter(c, grad)
     pos_grad = xp.where(gate, -A * lval, 0.0)
-    if not exclude_foreground:
-        pos_grad = pos_grad + other_class_scatter(xp, xpos, grp, c, d)
+    if not exclude_foreground and method == "dense":
+        pos_grad = pos_grad + _pairs.other_class_scatter_dense(xp, xpos, grp, c, d)
+    elif not exclude_foreground:
+        pos_grad = pos_grad + _pairs.other_class_scatter(xp, xq, grp, k, c, d)
     grad[pos] = xp.astype(pos_grad, gdt)
     return GAPResult(loss, ranking_error, grad.reshape(n, C), w)

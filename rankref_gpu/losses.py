@@ -2,30 +2,42 @@
 import numpy as np
 
 import rankref
+from rankref._engine import scale_for_delta
 from rankref.buckets import brs_runs
 from rankref.losses import APLossResult, RankSortResult, _div, _rs_coefficients
 
+from . import _pairs
 from ._backend import namespace
-from ._dense import ap_loss_dense, rank_sort_dense, running_max
+from ._dense import ap_loss_dense, rank_sort_dense
 from ._engine import BucketEngine
 from ._mirror import LOSS_VALUES, mirror
-from ._pairs import (
-    positive_rank_others,
-    prototype_fp,
-    prototype_grad,
-    rs_positive_terms,
-    rs_sorting_scatter,
-)
 from ._validation import check_method, prepare_ranking
 
 __all__ = ["rank_sort_loss", "ap_loss"]
 
 
-def _brs_fp(xp, x, t, xpos, d):
-    runs = brs_runs(x, t, xpos, d, xp=xp)
+def sorted_positives(xp, x, pos, d):
+    """The positives by ascending logit (ties in index order), and the power of two by which
+    logits and delta are multiplied for a delta above 2**960 (the relaxed step is invariant).
+
+    Returns ``(pos, order, xq, d, sigma)``: ``pos`` sorted (``pos[order]`` of the input),
+    ``xq`` their logits as float64 times sigma, ``d`` times sigma."""
+    order = xp.argsort(x[pos])
+    pos = pos[order]
+    sigma = scale_for_delta(d)
+    xq = xp.astype(x[pos], np.float64)
+    if sigma != 1.0:
+        xq = xq * sigma
+    return pos, order, xq, d * sigma, sigma
+
+
+def _brs_fp(xp, x, t, xq, d, sigma):
+    if sigma != 1.0:
+        x = xp.astype(x, np.float64) * sigma  # as rankref: a float64 copy for delta > 2**960
+    runs = brs_runs(x, t, xq, d, xp=xp)
     counts, means = runs["counts"], runs["means"]
     nz = xp.flatnonzero(counts[1:] > 0) + 1
-    fp = prototype_fp(xp, means[nz], xp.astype(counts[nz], np.float64), xpos, d)
+    fp = _pairs.prototype_fp(xp, means[nz], xp.astype(counts[nz], np.float64), xq, d)
     return runs, nz, fp
 
 
@@ -50,14 +62,17 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
         rg = xp.astype(rg, gdt).reshape(shape)
         sg = xp.astype(sg, gdt).reshape(shape)
         return RankSortResult(xp.scalar(rl), xp.scalar(sl), rg, sg, rg + sg)
-    xpos = xp.astype(x[pos], np.float64)
+    pos, _, xq, d, sigma = sorted_positives(xp, x, pos, d)
     tp = xp.astype(t[pos], np.float64)
-    terms = rs_positive_terms(xp, xpos, tp, d)
+    # the IoU groups (tree path only), shared by the sorting terms and the sorting scatter
+    groups = None if _pairs.use_dense(xp, Z) else _pairs.Groups.of(xp, tp)
+    terms = _pairs.rs_terms(xp, xq, tp, d, groups)
+    if method == "bucketed":
+        engine = BucketEngine(xp, x, t, xq, d, sigma)
+        fp = engine.fp()
+    else:
+        runs, nz, fp = _brs_fp(xp, x, t, xq, d, sigma)
     if not compute_grad:
-        if method == "bucketed":
-            fp = BucketEngine(xp, x, t, xpos, d).fp()
-        else:
-            fp = _brs_fp(xp, x, t, xpos, d)[2]
         rank_pos, cur_num, tgt_num, tgt_den = terms[:, 0], terms[:, 1], terms[:, 2], terms[:, 3]
         re = fp / (rank_pos + fp)
         se = cur_num / rank_pos - tgt_num / tgt_den
@@ -66,19 +81,16 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
     grad = xp.zeros(n, dtype=gdt)
     sorting_grad = xp.zeros(n, dtype=gdt)
 
-    def scatter(a, b, w, dd):
-        return rs_sorting_scatter(xp, a, b, w, dd)
+    def scatter(xq_, tp_, w, dd):
+        return _pairs.rs_sorting_scatter(xp, xq_, tp_, w, dd, groups)
 
+    re, se, r_pos, s_pos, c = _rs_coefficients(fp, terms, xq, tp, d, Z, method == "brs",
+                                               scatter, xp)
     if method == "bucketed":
-        engine = BucketEngine(xp, x, t, xpos, d)
-        fp = engine.fp()
-        re, se, r_pos, s_pos, c = _rs_coefficients(fp, terms, xpos, tp, d, Z, False, scatter, xp)
         engine.scatter(c, ranking_grad, grad)
     else:
-        runs, nz, fp = _brs_fp(xp, x, t, xpos, d)
-        re, se, r_pos, s_pos, c = _rs_coefficients(fp, terms, xpos, tp, d, Z, True, scatter, xp)
         per_member = xp.zeros(runs["counts"].shape[0])
-        per_member[nz] = prototype_grad(xp, runs["means"][nz], xpos, c, d)
+        per_member[nz] = _pairs.prototype_grad(xp, runs["means"][nz], xq, c, d)
         g = xp.astype(per_member[runs["ids_rel"]], gdt)
         ranking_grad[runs["rel"]] = g
         grad[runs["rel"]] = g
@@ -110,13 +122,14 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
         loss, g = ap_loss_dense(xp, x, t, d, bool(interpolate))
         return APLossResult(xp.scalar(loss),
                             xp.astype(g, gdt).reshape(shape) if compute_grad else None)
-    xpos = xp.astype(x[pos], np.float64)
-    engine = BucketEngine(xp, x, t, xpos, d)
+    pos, _, xq, d, sigma = sorted_positives(xp, x, pos, d)
+    engine = BucketEngine(xp, x, t, xq, d, sigma)
     fp = engine.fp()
-    rank_pos = 1.0 + positive_rank_others(xp, xpos, d)
+    # the self term counts 1: remove H(0) from the static sum
+    rank_pos = 1.0 + (_pairs.rank_pos(xp, xq, d) - (0.5 if d > 0 else 1.0))
     rank = rank_pos + fp
     prec = rank_pos / rank
-    m = running_max(xp, xpos, prec) if interpolate else prec
+    m = xp.cummax(prec) if interpolate else prec  # running maximum over ascending logits
     if not compute_grad:
         return APLossResult(xp.scalar(1.0 - xp.mean(m)), None)
     on_max = prec >= m

@@ -4,11 +4,12 @@ import numpy as np
 import rankref
 from rankref.ranking import RelaxedRanks, _heaviside, _sort_scores
 
+from . import _pairs
 from ._backend import namespace
 from ._dense import running_max
 from ._engine import BucketEngine
 from ._mirror import mirror
-from ._pairs import rs_positive_terms
+from .losses import sorted_positives
 from ._validation import (
     as_logits,
     as_targets,
@@ -36,9 +37,11 @@ def relaxed_ranks(logits, targets, delta=0.5):
     if pos.shape[0] == 0:
         empty = xp.zeros(0)
         return RelaxedRanks(pos, empty, xp.copy(empty), xp.copy(empty))
-    xpos = xp.astype(x[pos], np.float64)
-    fp = BucketEngine(xp, x, t, xpos, d).fp()
-    rank_pos = xp.copy(rs_positive_terms(xp, xpos, xp.zeros_like(xpos), d)[:, 0])
+    _, order, xq, d, sigma = sorted_positives(xp, x, pos, d)  # by ascending logit
+    fp = xp.empty(pos.shape[0])
+    rank_pos = xp.empty(pos.shape[0])
+    fp[order] = BucketEngine(xp, x, t, xq, d, sigma).fp()
+    rank_pos[order] = _pairs.rank_pos(xp, xq, d)
     return RelaxedRanks(pos, rank_pos, fp, rank_pos + fp)
 
 

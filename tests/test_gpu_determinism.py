@@ -9,6 +9,9 @@ from numpy.testing import assert_allclose, assert_array_equal
 import rankref as rr
 import rankref_gpu as rg
 from _backends import _cuda, be  # noqa: F401  (the backend fixture)
+from test_gpu_exact_delta import pairs_path
+
+PATHS = ("dense", "tree")  # the pair terms by dense chunks, and on the segment tree
 
 
 def _problem(seed=0, n=20_000, p=300, C=6, fg=0.3):
@@ -48,11 +51,14 @@ def _bitwise_equal(a, b):
         assert u.tobytes() == v.tobytes()
 
 
-def test_bitwise_reproducible(be):
+@pytest.mark.parametrize("path", PATHS)
+def test_bitwise_reproducible(be, path):
     """Same inputs, same bits: NumPy and torch CPU always; CUDA when deterministic algorithms
-    are on (checked in test_deterministic_algorithms); CuPy to round-off only."""
+    are on (checked in test_deterministic_algorithms); CuPy to round-off only (the binning's
+    atomic additions; the pair terms and the trees use none)."""
     x, t, s, y = _problem()
-    first, second = _all_outputs(be, x, t, s, y), _all_outputs(be, x, t, s, y)
+    with pairs_path(path):
+        first, second = _all_outputs(be, x, t, s, y), _all_outputs(be, x, t, s, y)
     if be.lib == "cupy" or be.name == "torch-cuda" or be.cuda_paths:
         for u, v in zip(first, second):  # atomics (CPU index_add_ is sequential, but the
             assert_allclose(u, v, rtol=1e-12, atol=1e-15)  # guarantee is round-off)
@@ -60,7 +66,8 @@ def test_bitwise_reproducible(be):
         _bitwise_equal(first, second)
 
 
-def test_thread_count_does_not_change_bits(be):
+@pytest.mark.parametrize("path", PATHS)
+def test_thread_count_does_not_change_bits(be, path):
     if be.name != "torch-cpu":
         pytest.skip("torch CPU threads")
     import torch
@@ -69,9 +76,10 @@ def test_thread_count_does_not_change_bits(be):
     old = torch.get_num_threads()
     try:
         runs = []
-        for threads in (1, 2, 4):
-            torch.set_num_threads(threads)
-            runs.append(_all_outputs(be, x, t, s, y))
+        with pairs_path(path):
+            for threads in (1, 2, 4):
+                torch.set_num_threads(threads)
+                runs.append(_all_outputs(be, x, t, s, y))
     finally:
         torch.set_num_threads(old)
     _bitwise_equal(runs[0], runs[1])
@@ -203,11 +211,13 @@ _HOST_READS = {"nonzero", "item", "tolist", "__bool__", "__int__", "__float__", 
                "tensor", "__len__"}
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("case", ["rank_sort_loss", "values_only", "ap_loss", "gap_loss"])
-def test_host_round_trips_are_few_and_do_not_grow(case):
+def test_host_round_trips_are_few_and_do_not_grow(case, path):
     """Every torch call that reads device data on the host (a sync on CUDA) or copies host data
     to the device, counted with a TorchFunctionMode on the CUDA code paths (CPU tensors): a
-    handful per call, the same for a small and a large problem, none of N-sized data."""
+    handful per call, the same for a small and a large problem, none of N-sized data.  On the
+    tree, RS reads the number of IoU groups (the levels of the divide and conquer)."""
     torch = pytest.importorskip("torch")
     from torch.overrides import TorchFunctionMode
 
@@ -225,7 +235,7 @@ def test_host_round_trips_are_few_and_do_not_grow(case):
             return func(*args, **(kwargs or {}))
 
     counts = []
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, pairs_path(path):
         mp.setattr(_backend, "_CUDA_PATHS_ON_CPU", True)
         for n, p, fg in ((3_000, 10, 0.3), (120_000, 1_000, 0.05)):
             x, t, s, y = _problem(seed=7, n=n, p=p, fg=fg)

@@ -350,9 +350,11 @@ def test_same_errors(be, name, call):
 
 @pytest.mark.parametrize("delta", [0.0, 0.5])
 def test_small_slices_and_chunks(be, monkeypatch, delta):
-    """The sliced passes over N, the chunked window pairs and the chunked dense pair terms give
-    rankref's values whatever the slice and chunk sizes (here tiny, so every loop runs)."""
-    from rankref_gpu import _backend
+    """The sliced passes over N, the chunked tree queries and the chunked dense pair terms give
+    rankref's values whatever the slice and chunk sizes (here tiny, so every loop runs), with
+    the pair terms both ways."""
+    from rankref_gpu import _backend, _tree
+    from test_gpu_exact_delta import pairs_path
 
     rng = np.random.default_rng(8)
     x = np.round(rng.normal(size=700) * 4) / 4
@@ -360,15 +362,19 @@ def test_small_slices_and_chunks(be, monkeypatch, delta):
     t[rng.random(700) < 0.05] = -1.0
     want = [rr.rank_sort_loss(x, t, delta, m) for m in ("bucketed", "brs", "dense")]
     want_b = rr.make_buckets(x, t, delta)
-    for chunk, pass_chunk in ((97, 13), (1, 1), (5000, 64)):
+    for (chunk, pass_chunk), path in zip(((97, 13), (1, 1), (5000, 64)),
+                                         ("dense", "tree", "tree")):
         monkeypatch.setattr(_backend, "CHUNK", chunk)
         monkeypatch.setattr(_backend, "PASS_CHUNK", pass_chunk)
+        monkeypatch.setattr(_tree, "QUERY_BUDGET_CPU", chunk)
+        monkeypatch.setattr(_tree, "QUERY_BUDGET_GPU", chunk)
         X, T = be.asarray(x), be.asarray(t)
-        for a, m in zip(want, ("bucketed", "brs", "dense")):
-            b = rg.rank_sort_loss(X, T, delta, m)
-            close_scalar(be, b.ranking_loss, a.ranking_loss)
-            close_scalar(be, b.sorting_loss, a.sorting_loss)
-            close(be, b.grad, a.grad)
+        with pairs_path(path):
+            for a, m in zip(want, ("bucketed", "brs", "dense")):
+                b = rg.rank_sort_loss(X, T, delta, m)
+                close_scalar(be, b.ranking_loss, a.ranking_loss)
+                close_scalar(be, b.sorting_loss, a.sorting_loss)
+                close(be, b.grad, a.grad)
         got = rg.make_buckets(X, T, delta)
         close(be, got.bucket, want_b.bucket, ints=True)
         close(be, got.counts, want_b.counts, ints=True)
