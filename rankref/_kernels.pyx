@@ -776,7 +776,7 @@ cdef void _cdq(Sweep* S, Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
     cdef Py_ssize_t e0 = S.gptr[g0], e1 = S.gptr[g1], gm, lo, hi, half, es, i, j, k
     if g1 - g0 <= 1:
         return  # one group: already sorted by rank (the input is in (group, key) order)
-    if e1 - e0 <= 128:
+    if e1 - e0 <= 64:
         _cdq_base(S, g0, g1)
         return
     # split at the group boundary nearest to the middle element (at least one group a side)
