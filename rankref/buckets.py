@@ -53,33 +53,6 @@ class Buckets(NamedTuple):
     means: np.ndarray
 
 
-def _offset_means(edges, counts, offsum, lower, upper, xp=np):
-    """Bucket means ``edges[b-1] + offsum[b] / counts[b]`` clamped into the members' range
-    ``[lower[b], upper[b]]`` (the clamp only removes round-off); NaN for empty buckets."""
-    means = xp.full(counts.shape[0], np.nan)
-    nz = xp.flatnonzero(counts[1:] > 0) + 1
-    means[nz] = xp.clip(edges[nz - 1] + offsum[nz] / counts[nz], lower[nz], upper[nz])
-    return means
-
-
-def _edge_clamped_means(edges, counts, offsum, xp=np):
-    """Means of the breakpoint buckets, clamped into the bucket ``[edges[b-1], edges[b])``
-    itself (no pass over the members is needed for the round-off clamp)."""
-    lower = xp.concatenate([xp.full(1, -np.inf), edges])
-    upper = xp.concatenate([xp.nextafter(edges, -np.inf), xp.full(1, np.inf)])
-    return _offset_means(edges, counts, offsum, lower, upper, xp)
-
-
-def _no_positive_buckets(x, t, shape, xp=np):
-    """With no positive there are no edges: every negative is in bucket 0."""
-    neg = t == 0
-    count = xp.reshape(xp.asarray(xp.sum(neg), dtype=xp.int64), (1,))
-    total = xp.reshape(xp.sum(xp.asarray(x[neg], dtype=xp.float64)), (1,))
-    mean = xp.where(count > 0, total / xp.maximum(count, 1), np.nan)
-    return Buckets(xp.zeros(0), xp.asarray(xp.where(neg, 0, -1), dtype=xp.int64).reshape(shape),
-                   count, total, mean)
-
-
 def brs_runs(x, t, xpos, delta, full=False, xp=np):
     """The buckets of the published BRS (Yavuz et al., ECCV 2024): maximal runs of negatives
     between consecutive positives in the sorted order, cut at ``min(x_P) - delta``.
@@ -88,8 +61,8 @@ def brs_runs(x, t, xpos, delta, full=False, xp=np):
     a positive is placed *above* it (the ``H_0(0) = 1`` rule), which keeps BRS exact at
     ``delta = 0`` even with ties.  The official sort is unstable at ties.
 
-    Returns a dict with the run of every relevant negative and per-bucket statistics, with the
-    same numbering as the exact buckets: ``edges = [cut] + sorted(x_P)`` (``sorted(x_P)`` at
+    Returns a dict with the run of every relevant negative and per-bucket counts, sums of the
+    members' own values and means, with the same numbering as the exact buckets: ``edges = [cut] + sorted(x_P)`` (``sorted(x_P)`` at
     ``delta = 0``), bucket ``b >= 1`` being ``[edges[b-1], edges[b])``.  Only array primitives
     are used, so ``xp`` may be NumPy or CuPy.
     """
@@ -110,9 +83,8 @@ def brs_runs(x, t, xpos, delta, full=False, xp=np):
     run = pos_below[~is_pos] + (1 if d > 0 else 0)  # bucket of each, ascending
     sorted_vals = vals[order[~is_pos]]
     counts = xp.asarray(xp.bincount(run, minlength=M + 1), dtype=xp.int64)
-    offsum = xp.asarray(xp.bincount(run, weights=sorted_vals - edges[run - 1], minlength=M + 1),
-                        dtype=xp.float64)
-    # members' range per run (runs are contiguous in the sorted order), for the means' clamp
+    # per run: the sum of the members' own values, and the mean from the offsets to the run's
+    # first member (local, so no digits are lost to a far reference), clamped to the members
     nz = counts > 0
     lower = xp.full(M + 1, np.nan)
     upper = xp.full(M + 1, np.nan)
@@ -120,17 +92,25 @@ def brs_runs(x, t, xpos, delta, full=False, xp=np):
         b = xp.arange(M + 1)[nz]
         lower[nz] = sorted_vals[xp.searchsorted(run, b, side="left")]
         upper[nz] = sorted_vals[xp.searchsorted(run, b, side="right") - 1]
-    means = _offset_means(edges, counts, offsum, lower, upper, xp)
+    with np.errstate(over="ignore", invalid="ignore"):
+        sums = xp.asarray(xp.bincount(run, weights=sorted_vals, minlength=M + 1),
+                          dtype=xp.float64)
+        offsum = xp.asarray(xp.bincount(run, weights=sorted_vals - lower[run],
+                                        minlength=M + 1), dtype=xp.float64)
+        means = xp.full(M + 1, np.nan)
+        means[nz] = xp.clip(lower[nz] + offsum[nz] / counts[nz], lower[nz], upper[nz])
     ids_rel = xp.empty(rel.shape[0], dtype=xp.int64)
     ids_rel[neg_order] = run
-    out = {"edges": edges, "rel": rel, "ids_rel": ids_rel, "counts": counts,
-           "offsum": offsum, "means": means}
+    out = {"edges": edges, "rel": rel, "ids_rel": ids_rel, "counts": counts, "sums": sums,
+           "means": means}
     if full:
-        below = xp.flatnonzero(negmask & (x < cut))
+        below = xp.asarray(x[xp.flatnonzero(negmask & (x < cut))], dtype=xp.float64)
         counts[0] = below.shape[0]
-        offsum[0] = xp.sum(xp.asarray(x[below], dtype=xp.float64))
         if below.shape[0]:
-            means[0] = offsum[0] / counts[0]
+            with np.errstate(over="ignore", invalid="ignore"):
+                low = xp.min(below)
+                sums[0] = xp.sum(below)
+                means[0] = xp.clip(low + xp.sum(below - low) / counts[0], low, xp.max(below))
     return out
 
 
@@ -232,9 +212,8 @@ def make_buckets(logits, targets, delta=0.5, kind="exact"):
         xp = x[pos].astype(np.float64)
         raise_nonfinite(x)
         runs = brs_runs(x, t, xp, d, full=True)
-        edges, counts = runs["edges"], runs["counts"]
+        edges, counts, sums, means = runs["edges"], runs["counts"], runs["sums"], runs["means"]
         bucket = np.full(n, -1, dtype=np.int64)
         bucket[t == 0] = 0
         bucket[runs["rel"]] = runs["ids_rel"]
-        sums, means = _member_sums(x, bucket, counts, edges)  # the members' own values
     return Buckets(edges, bucket.reshape(shape), counts, sums, means)

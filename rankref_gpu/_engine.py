@@ -57,6 +57,12 @@ class Thresholds:
         else:
             s, e = xq, xp.zeros(P)
             self.lo = self.hi = xp.searchsorted(xq, xq, side="right")
+        # each threshold as the smallest float at or above its exact value (as rankref keeps
+        # them): for every float v, v >= it exactly when v >= s + e, and these are the edges
+        # make_buckets reports; the e <= 0 fix-up below then counts the equal floats
+        with np.errstate(over="ignore"):
+            s = xp.where(e > 0.0, xp.nextafter(s, xp.full(s.shape, np.inf)), s)
+        e = xp.zeros(s.shape)
         self.s, self.e = s, e
         M = s.shape[0]
         # b(v) = #{T <= v} = left + (s[left] == v) * (thresholds e <= 0 of the run at left)

@@ -26,10 +26,8 @@ def make_buckets(logits, targets, delta=0.5, kind="exact"):
         edges, bucket, counts, sums, means = exact_buckets(xp, x, t, xp.sort(xpos), d)
     else:
         runs = brs_runs(x, t, xpos, d, full=True, xp=xp)
-        edges, counts, offsum, means = runs["edges"], runs["counts"], runs["offsum"], runs["means"]
+        edges, counts, sums, means = runs["edges"], runs["counts"], runs["sums"], runs["means"]
         bucket = xp.full(n, -1, dtype=np.int64)
         bucket[t == 0] = 0
         bucket[runs["rel"]] = runs["ids_rel"]
-        sums = xp.copy(offsum)
-        sums[1:] += counts[1:] * edges
     return Buckets(edges, bucket.reshape(shape), counts, sums, means)
