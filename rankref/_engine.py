@@ -258,9 +258,11 @@ class BucketEngine:
         ``out2``).  Entries that are not negatives, or lie below every threshold, are not
         written (pass zeroed outputs)."""
         A, B, divide = self.coefficients(c)
+        # each bucket's reference: its left threshold inside a window, 0 outside (where B = 0)
+        R = np.where(B != 0.0, np.concatenate([[0.0], self.edges]), 0.0)
         both = out2 is not None
-        _kernels.scatter_negatives(self.x, self.ids, self._E, A, B, out, out2 if both else out,
-                                   both, divide, self.delta, threads_for(self.x.shape[0]))
+        _kernels.scatter_negatives(self.x, self.ids, R, A, B, out, out2 if both else out, both,
+                                   divide, self.delta, threads_for(self.x.shape[0]))
 
     def bucket_ids(self):
         """Every entry's bucket (int64; -1 for entries that are not negatives)."""

@@ -304,33 +304,38 @@ def bin_negatives(const floating[::1] x, const target_t[::1] t, bucket_t[::1] id
 
 
 cdef inline void _scatter_range(const floating* x, const bucket_t* ids, Py_ssize_t j0,
-                                Py_ssize_t j1, const double* E, const double* A,
+                                Py_ssize_t j1, const double* R, const double* A,
                                 const double* B, floating* out, floating* out2, bint both,
                                 bint divide, double delta) noexcept nogil:
     cdef Py_ssize_t j, b
     cdef double g
-    for j in range(j0, j1):
-        b = ids[j]
-        if b > 0:
-            g = A[b]
-            if B[b] != 0.0:  # buckets outside every window read A only
-                if divide:
-                    g = g + B[b] * ((x[j] - E[b - 1]) / delta)
-                else:
-                    g = g + B[b] * (x[j] - E[b - 1])
-            if g != 0.0:
+    if divide:
+        for j in range(j0, j1):
+            b = ids[j]
+            if b > 0:
+                g = A[b] + B[b] * ((x[j] - R[b]) / delta)
+                out[j] = <floating> g
+                if both:
+                    out2[j] = <floating> g
+    else:
+        for j in range(j0, j1):
+            b = ids[j]
+            if b > 0:
+                g = A[b] + B[b] * (x[j] - R[b])
                 out[j] = <floating> g
                 if both:
                     out2[j] = <floating> g
 
 
-def scatter_negatives(const floating[::1] x, const bucket_t[::1] ids, const double[::1] E,
+def scatter_negatives(const floating[::1] x, const bucket_t[::1] ids, const double[::1] R,
                       const double[::1] A, const double[::1] B, floating[::1] out,
                       floating[::1] out2, bint both, bint divide, double delta, int threads):
     """Write the gradient of every negative of bucket b = ids[j] >= 1:
-    g_j = A[b] + B[b] (x_j - E[b-1])  (``divide``: A[b] + B[b] (x_j - E[b-1]) / delta, for a
-    delta so small that 1/delta overflows).  Entries with id 0 and zero gradients are not
-    written (the caller passes zeroed outputs).  With ``both`` the value goes to ``out2`` too."""
+    g_j = A[b] + B[b] (x_j - R[b])  (``divide``: A[b] + B[b] (x_j - R[b]) / delta, where
+    1/(2 delta) would overflow or B underflow).  R[b] is the bucket's left reference where
+    B[b] != 0 and 0 elsewhere, so that B[b] (x_j - R[b]) is 0, not NaN, for logits spanning more
+    than the floats.  Entries with id 0 are not written (the caller passes zeroed outputs).  With
+    ``both`` the value goes to ``out2`` too."""
     cdef Py_ssize_t n = x.shape[0], chunk = 65536, nchunks, c
     if n == 0:
         return
@@ -338,10 +343,10 @@ def scatter_negatives(const floating[::1] x, const bucket_t[::1] ids, const doub
     with nogil:
         if threads > 1:
             for c in prange(nchunks, schedule="dynamic", chunksize=1, num_threads=threads):
-                _scatter_range(&x[0], &ids[0], c * chunk, min((c + 1) * chunk, n), &E[0], &A[0],
+                _scatter_range(&x[0], &ids[0], c * chunk, min((c + 1) * chunk, n), &R[0], &A[0],
                                &B[0], &out[0], &out2[0], both, divide, delta)
         else:
-            _scatter_range(&x[0], &ids[0], 0, n, &E[0], &A[0], &B[0], &out[0], &out2[0], both,
+            _scatter_range(&x[0], &ids[0], 0, n, &R[0], &A[0], &B[0], &out[0], &out2[0], both,
                            divide, delta)
 
 
