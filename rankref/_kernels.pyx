@@ -313,7 +313,8 @@ cdef inline void _scatter_range(const floating* x, const bucket_t* ids, Py_ssize
         for j in range(j0, j1):
             b = ids[j]
             if b > 0:
-                g = A[b] + B[b] * ((x[j] - R[b]) / delta)
+                # (x - R) / delta overflows outside the windows for a tiny delta: select there
+                g = A[b] + (B[b] * ((x[j] - R[b]) / delta) if B[b] != 0.0 else 0.0)
                 out[j] = <floating> g
                 if both:
                     out2[j] = <floating> g
