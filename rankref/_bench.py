@@ -164,7 +164,8 @@ def ranking_table(sizes, positives=(100, 1000), regimes=("early", "trained"), de
     print("\ndense values in '~' are extrapolated from 10 positives (skipped: over "
           f"{max_dense_seconds:g} s).", file=file)
     print("mem B/N: peak bytes allocated by one bucketed call per logit (outputs included: "
-          "3 float32 gradients = 12 B/N, bucket ids = 2 B/N while there are fewer than 65535 thresholds, else 4).", file=file)
+          "3 float32 gradients = 12 B/N;\nbucket ids = 2 B/N below 65535 thresholds, else 4).",
+          file=file)
     return rows
 
 
