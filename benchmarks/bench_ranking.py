@@ -35,8 +35,8 @@ def _scaling(argv):
     parser.add_argument("--n", type=float, default=1e6, help="N of the P sweep")
     parser.add_argument("--busy", type=int, default=3,
                         help="busy processes started for --loaded")
-    parser.add_argument("--calls", type=int, default=20,
-                        help="calls per size and setting for --loaded")
+    parser.add_argument("--seconds", type=float, default=4.0,
+                        help="time spent on the calls of each size for --loaded")
     parser.add_argument("--plot", nargs="?", const="rankref-pairs.png", metavar="OUT.png",
                         help="draw the P sweep (a PNG)")
     args = parser.parse_args(argv)
@@ -49,7 +49,7 @@ def _scaling(argv):
         if args.plot:
             print(f"\nwrote {bs.plot_pair_sweep(rows, args.plot)}")
     else:
-        bs.run_loaded(busy=args.busy, calls=args.calls)
+        bs.run_loaded(busy=args.busy, seconds=args.seconds)
     return 0
 
 

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from . import _kernels, _pairs, rank_sort_loss
-from ._engine import stable_argsort
+from ._engine import PARALLEL_MIN_N, stable_argsort
 from .synthetic import detection_batch
 
 __all__ = ["run_pair_sweep", "plot_pair_sweep", "run_crossover", "run_loaded"]
@@ -141,16 +141,21 @@ def run_crossover(positives=(4, 8, 16, 32, 48, 64, 96, 128, 256, 1024), delta=0.
 _SPIN = "import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass\n"
 
 
-def run_loaded(sizes=(2000, 20000, 2 * 10**5, 2 * 10**6, 10**7), busy=3, calls=20,
+def run_loaded(sizes=(2000, 20000, 2 * 10**5, 2 * 10**6, 10**7), busy=3, seconds=4.0,
                positives=1000, delta=0.5, file=None):
     """Mean time per RS call with the default threads and with one thread, while ``busy``
-    processes spin on the CPUs.  Calls alternate between the two settings so that both see the
-    same load; the ratio default / one thread must stay at most 1.5 at every size."""
+    processes spin on the CPUs.
+
+    Calls alternate in the order A B B A (A: default threads, B: one thread), so that both see
+    the same load and neither always runs first; each size gets about ``seconds`` of calls (at
+    least 8 per setting), because on a loaded machine a single preemption dominates the mean of
+    a few short calls.  The ratio default / one thread must stay at most 1.5 at every size."""
     file = file or sys.stdout
     default = _kernels.get_num_threads()
     print(f"loaded machine: {busy} busy processes on {os.cpu_count()} CPUs; default threads = "
-          f"{default}; mean of {calls} calls each, alternating", file=file)
-    print(f"{'N':>10}{'default ms':>12}{'1 thread ms':>13}{'default/1':>11}", file=file)
+          f"{default}; mean time per call, calls alternating A B B A", file=file)
+    print(f"{'N':>10}{'calls':>8}{'default ms':>12}{'1 thread ms':>13}{'default/1':>11}",
+          file=file)
     procs = [subprocess.Popen([sys.executable, "-c", _SPIN.format(seconds=3600)])
              for _ in range(busy)]
     rows = []
@@ -159,18 +164,22 @@ def run_loaded(sizes=(2000, 20000, 2 * 10**5, 2 * 10**6, 10**7), busy=3, calls=2
         for n in sizes:
             x, t = _batch(max(int(n), 100), min(positives, max(int(n) // 100, 1)), "early",
                           seed=int(n))
-            rank_sort_loss(x, t, delta)
+            one_call = _best(lambda: rank_sort_loss(x, t, delta), 3)
+            rounds = int(max(2, min(500, seconds / max(4 * one_call, 1e-6))))
+            rounds = max(rounds, 25) if one_call < 0.05 else rounds
             spent = {0: [], 1: []}
-            for _ in range(calls):
-                for threads in (0, 1):
+            for _ in range(rounds):
+                for threads in (0, 1, 1, 0):
                     _kernels.set_num_threads(threads)
                     start = time.perf_counter()
                     rank_sort_loss(x, t, delta)
                     spent[threads].append(time.perf_counter() - start)
             dflt, one = float(np.mean(spent[0])), float(np.mean(spent[1]))
-            rows.append(dict(n=int(n), default=dflt, one=one))
-            print(f"{int(n):>10}{dflt * 1e3:12.3f}{one * 1e3:13.3f}{dflt / one:10.2f}x",
-                  file=file, flush=True)
+            rows.append(dict(n=int(n), default=dflt, one=one, calls=2 * rounds))
+            print(f"{int(n):>10}{2 * rounds:>8}{dflt * 1e3:12.3f}{one * 1e3:13.3f}"
+                  f"{dflt / one:10.2f}x", file=file, flush=True)
+        print(f"(below {PARALLEL_MIN_N} entries both settings run on one thread: any difference "
+              f"there is the load)", file=file)
     finally:
         _kernels.set_num_threads(0)
         for proc in procs:
