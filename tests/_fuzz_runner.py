@@ -89,7 +89,20 @@ def worker_main():
         if msg is None:
             return
         pkg, case = msg
+        if case is None:  # warm-up: import what the package's checks need, untimed
+            _write_frame(out, _warm_up(pkg))
+            continue
         _write_frame(out, _run_example(pkg, case))
+
+
+def _warm_up(pkg):
+    import _fuzz_checks  # noqa: F401
+    import rankref  # noqa: F401
+    import rankref_gpu  # noqa: F401
+    if pkg == "rankref.torch":
+        import _fuzz_torch_checks  # noqa: F401
+        import rankref.torch  # noqa: F401
+    return {"findings": [], "tags": [], "calls": {}}
 
 
 # ------------------------------------------------------------------------------ parent side
@@ -103,6 +116,7 @@ class Runner:
         self.proc = None
         self.errfile = None
         self.restarts = 0
+        self.warm = set()
 
     def _start(self):
         self.errfile = tempfile.TemporaryFile()
@@ -166,15 +180,24 @@ class Runner:
     def _run_worker(self, pkg, case):
         if self.proc is None or self.proc.poll() is not None:
             self._start()
+            self.warm = set()
+        if pkg not in self.warm:
+            res = self._exchange(pkg, None, max(self.timeout, 120.0))
+            if res["findings"]:
+                return res
+            self.warm.add(pkg)
+        return self._exchange(pkg, case, self.timeout)
+
+    def _exchange(self, pkg, case, timeout):
         try:
             _write_frame(self.proc.stdin, (pkg, case))
         except (BrokenPipeError, OSError):
             return self._died()
         fd = self.proc.stdout.fileno()
-        ready, _, _ = select.select([fd], [], [], self.timeout)
+        ready, _, _ = select.select([fd], [], [], timeout)
         if not ready:
             self._kill()
-            return {"findings": [("unbounded work", f"no result within {self.timeout:g} s "
+            return {"findings": [("unbounded work", f"no result within {timeout:g} s "
                                   f"(worker killed)")], "tags": [], "calls": {}}
         msg = _read_frame(self.proc.stdout)
         if msg is None:

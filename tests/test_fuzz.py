@@ -18,14 +18,15 @@ is ``a`` made read-only, ``_counts(pkg, C, c)`` a ClassCounts holding counts ``c
 
 Profiles
 --------
-* default (CI): a few derandomized examples per test, the whole file in well under a minute.
+* default (CI): the explicit regression examples (``_fuzz_known``) plus a few derandomized
+  examples per test; the whole file in well under a minute.
 * ``RANKREF_FUZZ_EXAMPLES=10000 pytest tests/test_fuzz.py``: the long campaign, randomized
   (``RANKREF_FUZZ_SEED`` fixes the seed).
 
 Every example runs in a worker subprocess (see ``_fuzz_runner``): a segfault is reported as a
 ``crash`` finding and the next example gets a fresh worker; an example that does not finish
-within ``RANKREF_FUZZ_TIMEOUT`` seconds (default 5 in CI, 20 in the campaign) is reported as
-``unbounded work``.  ``RANKREF_FUZZ_LOG=<dir>`` writes every distinct finding and the per-test
+within ``RANKREF_FUZZ_TIMEOUT`` seconds (default 3 in CI, 20 in the campaign; imports are not
+timed) is reported as ``unbounded work``.  ``RANKREF_FUZZ_LOG=<dir>`` writes every distinct finding and the per-test
 example counts as JSON lines (``findings.jsonl``, ``stats.jsonl``) for campaign reports.
 """
 import json
@@ -34,17 +35,18 @@ import re
 import time
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import seed as hypothesis_seed
 
 import rankref
+from _fuzz_known import KNOWN, TORCH_KNOWN
 from _fuzz_runner import Runner
 from _fuzz_strategies import RANKREF_CASES, TORCH_CASES
 
 EXAMPLES = int(os.environ.get("RANKREF_FUZZ_EXAMPLES", "0") or 0)
 LONG = EXAMPLES > 0
 N_EXAMPLES = EXAMPLES if LONG else 8
-TIMEOUT = float(os.environ.get("RANKREF_FUZZ_TIMEOUT", "20" if LONG else "5"))
+TIMEOUT = float(os.environ.get("RANKREF_FUZZ_TIMEOUT", "20" if LONG else "3"))
 SEED = os.environ.get("RANKREF_FUZZ_SEED")
 LOG_DIR = os.environ.get("RANKREF_FUZZ_LOG")
 
@@ -164,15 +166,18 @@ def _settings():
 def test_fuzz(pkg, func, runner):
     if pkg == "rankref.torch":
         pytest.importorskip("torch")
-        strategy = TORCH_CASES[func]
+        strategy, known = TORCH_CASES[func], TORCH_KNOWN.get(func, [])
     else:
-        strategy = RANKREF_CASES[func]
+        strategy, known = RANKREF_CASES[func], KNOWN.get(func, [])
     rec = Recorder(pkg, func)
 
     @_settings()
     @given(case=strategy)
     def run(case):
         rec.add(case, runner.run(pkg, case))
+
+    for case in reversed(known):  # the regression examples run first, in order
+        run = example(case=case)(run)
 
     if SEED is not None:
         run = hypothesis_seed(int(SEED))(run)

@@ -1,0 +1,168 @@
+"""Explicit examples run first by every profile (hypothesis ``@example``): the reproducers of
+issue 12 and the findings of the fuzz campaigns, so that CI checks each of them on every run.
+"""
+import numpy as np
+
+from _fuzz_specs import Arr, Case, Counts, DictSpec, NpScalar, Rng, SeqSpec, Tensor, Val
+
+NAN, INF = float("nan"), float("inf")
+
+
+def f64(vals, shape=None):
+    vals = list(vals)
+    return Arr(vals, "float64", shape if shape is not None else (len(vals),))
+
+
+def i64(vals, shape=None):
+    vals = list(vals)
+    return Arr(vals, "int64", shape if shape is not None else (len(vals),))
+
+
+def u64(vals):
+    vals = list(vals)
+    return Arr(vals, "uint64", (len(vals),))
+
+
+def rs(x, t, **kw):
+    return Case("rank_sort_loss", [x, t], {k: Val(v) for k, v in kw.items()})
+
+
+def ap(x, t, **kw):
+    return Case("ap_loss", [x, t], {k: Val(v) for k, v in kw.items()})
+
+
+def gap(s, y, counts, **kw):
+    return Case("gap_loss", [s, y, counts], {k: (v if hasattr(v, "build") else Val(v))
+                                             for k, v in kw.items()})
+
+
+def cc(nc, *steps):
+    return Case("ClassCounts", [Val(nc) if not hasattr(nc, "build") else nc],
+                meta={"steps": list(steps)})
+
+
+# ------------------------------------------------------------------------------ rankref(+_gpu)
+
+KNOWN = {
+    "rank_sort_loss": [
+        # ties below the logits' resolution: the exact answer counts H(0) = 1/2
+        rs(f64([1.0, 1.0]), f64([1.0, 0.0]), delta=1e-300),
+        rs(f64([1e17, 1e17]), f64([1.0, 0.0]), delta=0.5),
+        # extreme delta
+        rs(f64([0.0, 1.0]), f64([1.0, 0.0]), delta=1e308),
+        rs(f64([-1e308, 1e308, 0.0]), f64([1.0, 0.0, 0.0]), delta=1e300),
+        rs(f64([0.0, 0.0, 0.0]), f64([1.0, 0.0, 0.0]), delta=5e-324),
+        # huge spread: the bucketed sums lose the small offsets
+        rs(Arr([-2147483648, 0, -2147483648, 1, -2147483648, 1, 2147483647, 2147483644],
+               "int32", (8,)), Arr([0, 1, 1, 0, 1, 0, 0, 1], "int8", (8,)),
+           delta=37.92845691774583),
+        # integers beyond 2**53: rounded to float64 before ranking
+        rs(Arr([2**63 + 1, 2**63], "uint64", (2,)), f64([1.0, 0.0]), delta=0.0),
+        # a flag of the wrong type is accepted silently
+        rs(f64([1.0, 0.0]), f64([1.0, 0.0]), compute_grad="False"),
+    ],
+    "relaxed_ranks": [
+        Case("relaxed_ranks", [f64([1e6, 1e6]), f64([1.0, 0.0])], {"delta": Val(1e-10)}),
+    ],
+    "ap_loss": [
+        ap(f64([1e17, 1e17]), i64([1, 0]), delta=1.0),
+        ap(f64([0.0, 0.0, 0.0]), f64([1.0, 0.0, 0.0]), delta=5e-324),
+        ap(f64([2.0, -2.0, 0.0, 1.0]), f64([1.0, 0.0, 1.0, 0.0]), delta=1.7976931348623157e308),
+    ],
+    "gap_loss": [
+        gap(f64([1e17] * 4, (2, 2)), i64([0, 1]), Val(None), delta=1.0,
+            weights=f64([1.0, 1.0])),
+        gap(f64([1.0] * 3, (1, 3)), i64([0]), Val(None), delta=1e308,
+            weights=f64([1.0, 1.0, 1.0])),
+        gap(f64([0.0] * 3, (1, 3)), i64([0]), Val(None), delta=5e-324,
+            weights=f64([1.0, 1.0, 1.0])),
+        gap(Arr([0.0] * 16, "float32", (4, 4)), i64([0, 1, 2, 3]), Val(None),
+            weights=f64([1e308] * 4)),
+        gap(f64([0.0] * 4, (2, 2)), u64([2**64 - 1, 0]), f64([1.0, 1.0])),
+        gap(f64([0.0] * 4, (2, 2)), i64([0, 1]), Val(None),
+            weights=Arr([complex(1, 5), 1], "complex128", (2,))),
+        gap(f64([0.0] * 4, (2, 2)), i64([0, 1]), Val(None), weights=Val(["a", "b"])),
+    ],
+    "make_buckets": [
+        Case("make_buckets", [f64([255.0, 255.0]), f64([0.0, 1.0])], {"delta": Val(1e300)}),
+    ],
+    "heaviside": [
+        Case("heaviside", [Val(INF), Val(1e308)]),
+        Case("heaviside", [f64([1.0]), Val(10**400)]),
+    ],
+    "balanced_l1_loss": [
+        Case("balanced_l1_loss", [Val([1e308]), Val([-1e308])]),
+        Case("balanced_l1_loss", [Val([0.0]), Val([1.0])], {"alpha": Val(1e-3)}),
+        Case("balanced_l1_loss", [f64([2.0]), f64([3.0])],
+             {"alpha": Val(1.0), "gamma": Val(1e-10)}),
+    ],
+    "lgr_cross_entropy": [
+        Case("lgr_cross_entropy", [Val([[-1e308, 1e308]]), Val([0])]),
+        Case("lgr_cross_entropy", [Val([[0.0, 1.0]]), Val([0])], {"alpha": Val(1e-3)}),
+        Case("lgr_cross_entropy", [Val([[0.0, 1.0, 2.0]]), Val([3])]),
+    ],
+    "lgr_weights": [
+        Case("lgr_weights", [Val([0.7])], {"alpha": Val(1e-300), "gamma": Val(1e300)}),
+        Case("lgr_weights", [Val([0.5])], {"alpha": Val(1e-3)}),
+        Case("lgr_weights", [Val([0.0])], {"alpha": Val(1.5), "gamma": Val(1e-10)}),
+    ],
+    "guided_scale": [Case("guided_scale", [Val(1.0), Val(5e-324)])],
+    "optimal_bias": [
+        Case("optimal_bias", [Val(1e-300), Val(1e10)]),
+        Case("optimal_bias", [Val(1e300), Val(1e300), Val(10**10)]),
+        Case("optimal_bias", [Val(10**400), Val(10**401)]),
+    ],
+    "ClassCounts": [
+        cc(2, ("update", [u64([2**64 - 1])])),
+        cc(2**63),
+        cc(2, ("load_state_dict", [DictSpec({"counts": f64([1.0, 1.0])})])),
+        cc(2, ("load_state_dict", [DictSpec({"num_classes": Val(2.5),
+                                             "counts": f64([1.0, 1.0])})])),
+        cc(2, ("load_state_dict", [DictSpec({"num_classes": Val(2),
+                                             "counts": f64([1e308, 1e308])})]),
+           ("merge", [Counts(2, [1e308, 1e308])])),
+    ],
+    "instance_balanced_pos_sample": [
+        Case("instance_balanced_pos_sample", [u64([0, 2**63 + 1, 2**63 + 1, 1]), Val(3)],
+             {"rng": Rng("np", 0)}),
+    ],
+    "iou_balanced_neg_sample": [
+        Case("iou_balanced_neg_sample", [f64([0.1, 0.2]), Val(10**400)], {"rng": Rng("np", 0)}),
+        Case("iou_balanced_neg_sample", [f64([i / 40 for i in range(40)]), Val(10)],
+             {"num_bins": Val(10**9), "rng": Rng("np", 0)}),
+    ],
+    "foreground_prior": [Case("foreground_prior", [Val(5)])],
+}
+
+
+# ------------------------------------------------------------------------------ rankref.torch
+
+def _t(vals, dtype="float32", shape=None, grad=False, device="cpu"):
+    vals = list(vals)
+    return Tensor(Arr(vals, "float64", shape if shape is not None else (len(vals),)), dtype,
+                  requires_grad=grad, device=device)
+
+
+TORCH_KNOWN = {
+    "GAPLoss": [
+        Case("GAPLoss", [], {"num_classes": Val(3)},
+             meta={"forward": [_t([0.0] * 6, shape=(2, 3)), _t([0.7, 1.9])], "calls": 1}),
+    ],
+    "RankSortLoss": [
+        Case("RankSortLoss", [], {"loss_weight": Val(NAN)},
+             meta={"forward": [_t([1.0, 0.0], grad=True), _t([1.0, 0.0])]}),
+    ],
+    "rank_sort_loss": [
+        Case("rank_sort_loss", [_t([0.0] * 3, device="meta"), _t([0.0] * 3, device="meta")]),
+    ],
+    "init_prior_bias_": [
+        Case("init_prior_bias_", [__import__("_fuzz_specs").ModuleSpec("linear"), Val(5e-324)]),
+    ],
+    "GuidedLossScaling": [
+        Case("GuidedLossScaling", [], {}, meta={"forward": [
+            Tensor(Arr([1.0], "float64", ()), "float64"),
+            Tensor(Arr([5e-324], "float64", ()), "float64")]}),
+    ],
+}
+
+__all__ = ["KNOWN", "TORCH_KNOWN", "np", "NpScalar", "SeqSpec"]
