@@ -57,14 +57,19 @@ class Model:
         self.tags = set()
 
     def set_bad(self, name, why):
-        self.bad.setdefault(name, why)
+        self.bad.setdefault(name, _short(why))
 
     def set_either(self, name, why):
-        self.either.setdefault(name, why)
+        self.either.setdefault(name, _short(why))
 
     @property
     def valid(self):
         return not self.bad
+
+
+def _short(text, n=100):
+    text = str(text)
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 # ------------------------------------------------------------------------------ names
@@ -206,7 +211,8 @@ def judge(F, M, out, params, func, allow_skip=()):
                   + (f" [may refuse: {_why_either(M)}]" if M.either else ""))
             return False
         if M.bad:
-            if names_in(msg, list(M.bad)):
+            # any argument that is invalid, or that may be refused, is a fine reason
+            if names_in(msg, list(M.bad) + list(M.either)):
                 return False
             others = names_in(msg, params)
             if others:

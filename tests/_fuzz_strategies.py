@@ -1169,7 +1169,8 @@ def torch_cases_module(draw, name):
         _maybe_kw(draw, init, "method", methods(("bucketed", "dense")))
         _maybe_kw(draw, init, "exclude_foreground", flags())
         fwd = c.args[:2]
-        if draw(st.integers(0, 4)) == 0 and isinstance(fwd[1], Tensor):
+        if draw(st.integers(0, 4)) == 0 and isinstance(fwd[1], Tensor) and \
+                len(fwd[1].arr.shape) == 1:
             # float labels (e.g. 0.7): must be refused without touching the counts
             fwd[1] = Tensor(Arr([0.7, 1.9][: fwd[1].arr.shape[0]] + [0.0] * max(
                 0, fwd[1].arr.shape[0] - 2), "float64", fwd[1].arr.shape), "float32")
