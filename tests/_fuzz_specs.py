@@ -270,7 +270,8 @@ class Counts(Spec):
     def build(self, env):
         mod = env["other"] if self.foreign else env["pkg"]
         cc = mod.ClassCounts(self.num_classes)
-        cc.counts = np.array(self.counts, dtype=np.float64)
+        n = cc.num_classes
+        cc.counts = np.array((self.counts + [0.0] * n)[:n], dtype=np.float64)
         return cc
 
     def code(self):

@@ -28,6 +28,7 @@ from _fuzz_core import (
     same_result,
 )
 
+_LOSS_FLOOR = 1.2e-38  # losses are float32 unless the input is float64: tinier values flush
 NEW_KWARGS = ("lam", "loss_weight", "gather", "use_sigmoid", "reduction")
 
 
@@ -231,7 +232,7 @@ def _ranking_function(F, rt, rr, case, name):
         terms = [res]
     rtol = 1e-6 if _loss_dtype(xx) == _torch().float32 else 1e-15
     for v, w in zip(vals, want):
-        if v is not None and not math.isclose(v, w, rel_tol=rtol, abs_tol=1e-300):
+        if v is not None and not math.isclose(v, w, rel_tol=rtol, abs_tol=_LOSS_FLOOR):
             F.add("torch != rankref", f"{what}: loss {v!r} vs rankref {w!r}")
     g = _backward_grad(F, what, terms, xx)
     if g is not None:
@@ -271,7 +272,7 @@ def check_gap_loss(F, rt, rr, case):
     ss = args[0]
     v = _scalar_out(F, what, out.value, ss)
     if v is not None and not math.isclose(v, ref.value.loss, rel_tol=1e-6 if _loss_dtype(
-            ss) == _torch().float32 else 1e-15, abs_tol=1e-300):
+            ss) == _torch().float32 else 1e-15, abs_tol=_LOSS_FLOOR):
         F.add("torch != rankref", f"{what}: loss {v!r} vs rankref {ref.value.loss!r}")
     g = _backward_grad(F, what, [out.value], ss)
     if g is not None:
@@ -444,15 +445,26 @@ def check_module(F, rt, rr, case):
         _module_compare(F, name, mod, fo.value, ref.value, fargs, lw)
 
 
+FORWARD_NAMES = {"RankSortLoss": ("logits", "targets"), "APLoss": ("logits", "targets"),
+                 "BalancedL1Loss": ("pred", "target"), "LGRCrossEntropyLoss": ("logits", "labels"),
+                 "GAPLoss": ("scores", "labels")}
+
+
 def _module_reference(M, rr, name, init, fargs, mod, counts_before):
     """The rankref outcome the module's rankref-style forward must match (None: no reference)."""
     torch = _torch()
-    ts = []
-    for i, a in enumerate(fargs[:2]):
-        t = m_tensor(M, ["pred", "target"][i] if name in ("BalancedL1Loss",) else
-                     ["logits", "targets"][i], a) if name != "GAPLoss" else \
-            m_tensor(M, ["scores", "labels"][i], a)
-        ts.append(t)
+    names = FORWARD_NAMES[name]
+    ts = [m_tensor(M, n, a) for n, a in zip(names, fargs[:2])]
+    if name == "GAPLoss":
+        C = init["num_classes"]
+        s, y = fargs[0], fargs[1]
+        if _is_tensor(s) and is_int(C) and (s.dim() != 2 or s.shape[1] != C):
+            M.set_bad("scores", f"shape {tuple(s.shape)} for num_classes={C}")
+        if _is_tensor(y):
+            if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+                M.set_bad("labels", f"dtype {y.dtype}")
+            elif y.numel() and is_int(C) and (int(y.min()) < -1 or int(y.max()) > C):
+                M.set_bad("labels", f"values outside [-1, {C}]")
     if any(t is INVALID for t in ts):
         return None
     g = {k: v for k, v in init.items() if k not in ("loss_weight", "lam", "reduction",
@@ -512,7 +524,8 @@ def _module_compare(F, name, mod, res, ref, fargs, lw):
             if _is_tensor(res):
                 v = _scalar_out(F, what, res, x)
                 want = lw * (ref.ranking_loss + ref.sorting_loss)
-                if v is not None and not math.isclose(v, want, rel_tol=1e-6, abs_tol=1e-300):
+                if v is not None and not math.isclose(v, want, rel_tol=1e-6,
+                                                      abs_tol=_LOSS_FLOOR):
                     F.add("torch != rankref", f"{what}: {v!r} vs {want!r}")
                 terms = [res]
             else:
@@ -522,7 +535,7 @@ def _module_compare(F, name, mod, res, ref, fargs, lw):
             for r, w in zip(res, (ref.ranking_loss, ref.sorting_loss)):
                 v = _scalar_out(F, what, r, x)
                 if v is not None and not math.isclose(v, lw * w, rel_tol=1e-6,
-                                                      abs_tol=1e-300):
+                                                      abs_tol=_LOSS_FLOOR):
                     F.add("torch != rankref", f"{what}: {v!r} vs loss_weight * rankref "
                           f"{lw * w!r}")
             terms = list(res)
@@ -533,7 +546,7 @@ def _module_compare(F, name, mod, res, ref, fargs, lw):
     elif name in ("APLoss", "GAPLoss"):
         v = _scalar_out(F, what, res, x)
         want = lw * ref.loss
-        if v is not None and not math.isclose(v, want, rel_tol=1e-6, abs_tol=1e-300):
+        if v is not None and not math.isclose(v, want, rel_tol=1e-6, abs_tol=_LOSS_FLOOR):
             F.add("torch != rankref", f"{what}: {v!r} vs {want!r}")
         g = _backward_grad(F, what, [res], x)
         if g is not None:
@@ -673,7 +686,7 @@ def check_bfp(F, rt, rr, case):
         FM.set_bad("inputs", f"{len(levels)} levels for num_levels={L}")
     shapes = [tuple(t.shape) for t in levels]
     if len({t.dtype for t in levels}) > 1:
-        FM.set_bad("inputs", f"mixed dtypes {sorted(str(t.dtype) for t in levels)}")
+        FM.set_either("inputs", f"mixed dtypes {sorted(str(t.dtype) for t in levels)}")
     for i, s in enumerate(shapes):
         if len(s) != 4 or s[1] != C or s[0] != shapes[0][0] or 0 in s:
             FM.set_bad("inputs", f"level {i} has shape {s} (in_channels={C})")

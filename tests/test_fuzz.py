@@ -45,7 +45,7 @@ from _fuzz_strategies import RANKREF_CASES, TORCH_CASES
 
 EXAMPLES = int(os.environ.get("RANKREF_FUZZ_EXAMPLES", "0") or 0)
 LONG = EXAMPLES > 0
-N_EXAMPLES = EXAMPLES if LONG else 8
+N_EXAMPLES = EXAMPLES if LONG else 15
 TIMEOUT = float(os.environ.get("RANKREF_FUZZ_TIMEOUT", "20" if LONG else "3"))
 SEED = os.environ.get("RANKREF_FUZZ_SEED")
 LOG_DIR = os.environ.get("RANKREF_FUZZ_LOG")
