@@ -1175,7 +1175,8 @@ def check_class_counts(env, case, F):
                 if M.bad:  # a bad key: a message about the state names it well enough
                     M.set_either("state", "holds the bad key")
                 if set(st) - {"num_classes", "counts"}:
-                    M.set_either("state", f"extra keys {sorted(set(st) - {'num_classes', 'counts'})}")
+                    extra = sorted(set(st) - {"num_classes", "counts"})
+                    M.set_either("state", f"extra keys {extra}")
             out = invoke(cc.load_state_dict, [st], {}, ["state"])
             if judge(F, M, out, ["state", "counts", "num_classes"], what) and new is not None:
                 shadow = list(new)

@@ -29,6 +29,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def _run_example(pkg, case):
     """Check one example in this process; returns a plain dict."""
+    if pkg == "__selftest__":  # exercises the isolation itself (see test_fuzz)
+        if case == "segfault":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if case == "hang":
+            time.sleep(3600)
+        return {"findings": [], "tags": [], "calls": {"selftest": 1}}
     try:
         if pkg == "rankref.torch":
             import _fuzz_torch_checks
@@ -96,12 +102,14 @@ def worker_main():
 
 
 def _warm_up(pkg):
-    import _fuzz_checks  # noqa: F401
-    import rankref  # noqa: F401
-    import rankref_gpu  # noqa: F401
+    if pkg == "__selftest__":
+        return {"findings": [], "tags": [], "calls": {}}
+    import importlib
+    names = ["_fuzz_checks", "rankref", "rankref_gpu"]
     if pkg == "rankref.torch":
-        import _fuzz_torch_checks  # noqa: F401
-        import rankref.torch  # noqa: F401
+        names += ["_fuzz_torch_checks", "rankref.torch"]
+    for name in names:
+        importlib.import_module(name)
     return {"findings": [], "tags": [], "calls": {}}
 
 

@@ -32,7 +32,8 @@ def _lit(v):
                 e = round(math.log(abs(v), base))
                 for off in range(-2, 3):
                     if abs(v) == base ** e + off:
-                        s = f"{base}**{e}" + (f" + {off}" if off > 0 else f" - {-off}" if off else "")
+                        tail = f" + {off}" if off > 0 else f" - {-off}" if off else ""
+                        s = f"{base}**{e}" + tail
                         return ("-(" + s + ")") if v < 0 else s
         return repr(v)
     if isinstance(v, float):

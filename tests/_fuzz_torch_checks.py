@@ -25,7 +25,6 @@ from _fuzz_core import (
     m_delta,
     m_flag,
     m_real,
-    same_result,
 )
 
 _LOSS_FLOOR = 1.2e-38  # losses are float32 unless the input is float64: tinier values flush
@@ -70,6 +69,8 @@ def m_tensor(M, name, obj):
     if obj.is_complex():
         M.set_bad(name, "complex tensor")
         return INVALID
+    if obj.is_floating_point() and obj.numel() and not bool(_torch().isfinite(obj).all()):
+        M.set_bad(name, "non-finite entry")
     if obj.dtype == torch.bool:
         M.set_either(name, "bool tensor")
     return obj
@@ -392,7 +393,6 @@ def _construct(F, M, cls, init, what):
 
 
 def check_module(F, rt, rr, case):
-    torch = _torch()
     name = case.func
     cls = getattr(rt, name, None)
     if cls is None:
@@ -516,7 +516,6 @@ def _gap_state(F, mod, before, fargs, fo, init):
 
 
 def _module_compare(F, name, mod, res, ref, fargs, lw):
-    torch = _torch()
     x = fargs[0]
     what = f"rankref.torch.{name}(...)(rankref-style call)"
     if name == "RankSortLoss":

@@ -26,8 +26,9 @@ Profiles
 Every example runs in a worker subprocess (see ``_fuzz_runner``): a segfault is reported as a
 ``crash`` finding and the next example gets a fresh worker; an example that does not finish
 within ``RANKREF_FUZZ_TIMEOUT`` seconds (default 3 in CI, 20 in the campaign; imports are not
-timed) is reported as ``unbounded work``.  ``RANKREF_FUZZ_LOG=<dir>`` writes every distinct finding and the per-test
-example counts as JSON lines (``findings.jsonl``, ``stats.jsonl``) for campaign reports.
+timed) is reported as ``unbounded work``.  ``RANKREF_FUZZ_LOG=<dir>`` writes every distinct
+finding and the per-test example counts as JSON lines (``findings.jsonl``, ``stats.jsonl``);
+``python tests/_fuzz_report.py <dir>`` turns them into a Markdown report.
 """
 import json
 import os
@@ -195,3 +196,19 @@ def test_every_torch_name_is_fuzzed():
     import rankref.torch as rt
     missing = [n for n in rt.__all__ if n not in TORCH_CASES and n not in TORCH_EXEMPT]
     assert not missing, f"public names of rankref.torch without a fuzz strategy: {missing}"
+
+
+def test_isolation_reports_crash_and_hang():
+    """The worker pool turns a segfault and a hang into findings and keeps going."""
+    r = Runner(timeout=2.0, inprocess=False)
+    try:
+        crash = r.run("__selftest__", "segfault")["findings"]
+        assert [k for k, _ in crash] == ["crash"] and "SIGSEGV" in crash[0][1]
+        hang = r.run("__selftest__", "hang")["findings"]
+        assert [k for k, _ in hang] == ["unbounded work"]
+        after = r.run("__selftest__", "ok")  # a fresh worker takes the next example
+        assert after["findings"] == [] and after["calls"] == {"selftest": 1}
+        assert r.restarts == 2
+    finally:
+        r.close()
+
