@@ -58,14 +58,25 @@ KNOWN = {
            delta=37.92845691774583),
         # integers beyond 2**53: rounded to float64 before ranking
         rs(Arr([2**63 + 1, 2**63], "uint64", (2,)), f64([1.0, 0.0]), delta=0.0),
+        # x_i -+ delta not representable although delta is above the resolution
+        rs(f64([1e16, 1e16 + 2]), f64([1.0, 0.0]), delta=3.0),
         # a flag of the wrong type is accepted silently
         rs(f64([1.0, 0.0]), f64([1.0, 0.0]), compute_grad="False"),
     ],
+    "sort_scores": [Case("sort_scores", [f64([1.0, 2.0])], {"descending": Val("False")})],
+    "average_precision": [
+        Case("average_precision", [Arr([2**63 - 2, 2**63 - 1], "int64", (2,)), i64([0, 1])]),
+        Case("average_precision", [f64([1.0, 2.0]), i64([1, 0])], {"interpolate": Val("yes")}),
+    ],
     "relaxed_ranks": [
         Case("relaxed_ranks", [f64([1e6, 1e6]), f64([1.0, 0.0])], {"delta": Val(1e-10)}),
+        Case("relaxed_ranks", [f64([1e308, 1e308]), f64([1.0, 0.0])], {"delta": Val(0.5)}),
+        Case("relaxed_ranks", [f64([0.0, 1.0]), f64([1.0, 0.0])],
+             {"delta": Val(1.7976931348623157e308)}),
     ],
     "ap_loss": [
         ap(f64([1e17, 1e17]), i64([1, 0]), delta=1.0),
+        ap(f64([1e16, 1e16 + 2]), i64([1, 0]), delta=3.0),
         ap(f64([0.0, 0.0, 0.0]), f64([1.0, 0.0, 0.0]), delta=5e-324),
         ap(f64([2.0, -2.0, 0.0, 1.0]), f64([1.0, 0.0, 1.0, 0.0]), delta=1.7976931348623157e308),
     ],
@@ -82,9 +93,18 @@ KNOWN = {
         gap(f64([0.0] * 4, (2, 2)), i64([0, 1]), Val(None),
             weights=Arr([complex(1, 5), 1], "complex128", (2,))),
         gap(f64([0.0] * 4, (2, 2)), i64([0, 1]), Val(None), weights=Val(["a", "b"])),
+        gap(Arr([10000.0] * 7, "float16", (7, 1)), i64([0, -1, 0, 0, -1, 0, 1]), Val(None),
+            delta=1.3642420526593924e-12, exclude_foreground=False, weights=f64([1.0])),
+        gap(f64([0.0] * 4, (2, 2)), i64([0, 1]), Val("counts"), weights=f64([1.0, 1.0])),
+        gap(f64([1.0, -2.0, 3.0, -3.0], (1, 4)), i64([2]), Val([0, 100, 2**63 - 1, 0]),
+            delta=1e200, gamma=10.0, exclude_foreground=False),
     ],
     "make_buckets": [
         Case("make_buckets", [f64([255.0, 255.0]), f64([0.0, 1.0])], {"delta": Val(1e300)}),
+        Case("make_buckets", [f64([-3.0, -3.0, 5.0]), f64([0.0, 0.0, 1.0])],
+             {"delta": Val(1e200), "kind": Val("brs")}),
+        Case("make_buckets", [f64([2.0, 2.0]), f64([1.0, 0.0])], {"delta": Val(1e-300)}),
+        Case("make_buckets", [f64([5e-324, 5e-324, 0.0]), f64([0.0, 0.0, 1.0])]),
     ],
     "heaviside": [
         Case("heaviside", [Val(INF), Val(1e308)]),
@@ -95,6 +115,9 @@ KNOWN = {
         Case("balanced_l1_loss", [Val([0.0]), Val([1.0])], {"alpha": Val(1e-3)}),
         Case("balanced_l1_loss", [f64([2.0]), f64([3.0])],
              {"alpha": Val(1.0), "gamma": Val(1e-10)}),
+        Case("balanced_l1_loss", [Val([0.0]), Val([0.0])],
+             {"alpha": Val(1.0), "gamma": Val(1e-300)}),
+        Case("balanced_l1_loss", [Val([1e-300]), Val([0.0])]),
     ],
     "lgr_cross_entropy": [
         Case("lgr_cross_entropy", [Val([[-1e308, 1e308]]), Val([0])]),
@@ -105,6 +128,7 @@ KNOWN = {
         Case("lgr_weights", [Val([0.7])], {"alpha": Val(1e-300), "gamma": Val(1e300)}),
         Case("lgr_weights", [Val([0.5])], {"alpha": Val(1e-3)}),
         Case("lgr_weights", [Val([0.0])], {"alpha": Val(1.5), "gamma": Val(1e-10)}),
+        Case("lgr_weights", [Val([1.1754943508222875e-38])]),
     ],
     "guided_scale": [Case("guided_scale", [Val(1.0), Val(5e-324)])],
     "optimal_bias": [
@@ -132,6 +156,22 @@ KNOWN = {
              {"num_bins": Val(10**9), "rng": Rng("np", 0)}),
     ],
     "foreground_prior": [Case("foreground_prior", [Val(5)])],
+    "iou_balanced_neg_probabilities": [
+        Case("iou_balanced_neg_probabilities", [f64([0.1, 0.2]), Val(10**400)]),
+        Case("iou_balanced_neg_probabilities", [f64([0.1, 0.2, 0.3, 0.4]), Val(1)],
+             {"floor_fraction": Val(-(10**400))}),
+    ],
+    "class_balanced_pos_sample": [
+        Case("class_balanced_pos_sample", [u64([2**64 - 1]), u64([2**64 - 1]), Val(8)],
+             {"rng": Rng("np", 0)}),
+    ],
+    "class_reweighted_targets": [
+        Case("class_reweighted_targets", [u64([2**64 - 1]), Val([0.5])]),
+    ],
+    "bucketed_class_weights": [
+        Case("bucketed_class_weights", [Val([1.0, 10.0])], {"a": Val(10**400)}),
+        Case("bucketed_class_weights", [Val([1.0, 10.0])], {"t": Val(5e-324)}),
+    ],
 }
 
 
@@ -162,6 +202,32 @@ TORCH_KNOWN = {
         Case("GuidedLossScaling", [], {}, meta={"forward": [
             Tensor(Arr([1.0], "float64", ()), "float64"),
             Tensor(Arr([5e-324], "float64", ()), "float64")]}),
+        Case("GuidedLossScaling", [], {}, meta={"forward": [
+            Val(1.0), Tensor(Arr([1.0], "float64", ()), "float32")]}),
+    ],
+    "APLoss": [
+        Case("APLoss", [], {"loss_weight": Val(1e308)},
+             meta={"forward": [_t([0.0] * 3, grad=True), _t([0.0] * 3)]}),
+        Case("APLoss", [], {"loss_weight": Val(INF)},
+             meta={"forward": [_t([1.0, 0.0], grad=True), _t([1.0, 0.0])]}),
+    ],
+    "BalancedL1Loss": [
+        Case("BalancedL1Loss", [], {}, meta={"forward": [_t([], grad=True), _t([])]}),
+    ],
+    "balanced_l1_loss": [
+        Case("balanced_l1_loss", [Tensor(Arr([0.0], "float64", ()), "float32", requires_grad=True),
+                                  Tensor(Arr([0.5], "float64", ()), "float32")]),
+    ],
+    "iou_balanced_neg_sample": [
+        Case("iou_balanced_neg_sample", [_t([0.1, 0.2]), Val(10**400)], {"rng": Rng("np", 0)}),
+    ],
+    "BalancedFeaturePyramid": [
+        Case("BalancedFeaturePyramid", [], {"in_channels": Val(1), "num_levels": Val(2),
+                                            "refine_level": Val(1), "refine_type": Val(None)},
+             meta={"forward": [SeqSpec([Tensor(Arr([0.0] * 4, "float64", (1, 1, 2, 2)),
+                                               "float32"),
+                                        Tensor(Arr([0.0] * 2, "float64", (1, 2, 1, 1)),
+                                               "float32")])]}),
     ],
 }
 
