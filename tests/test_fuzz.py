@@ -25,7 +25,7 @@ Profiles
 
 Every example runs in a worker subprocess (see ``_fuzz_runner``): a segfault is reported as a
 ``crash`` finding and the next example gets a fresh worker; an example that does not finish
-within ``RANKREF_FUZZ_TIMEOUT`` seconds (default 3 in CI, 20 in the campaign; imports are not
+within ``RANKREF_FUZZ_TIMEOUT`` seconds (default 5 in CI, 20 in the campaign; imports are not
 timed) is reported as ``unbounded work``.  ``RANKREF_FUZZ_LOG=<dir>`` writes every distinct
 finding and the per-test example counts as JSON lines (``findings.jsonl``, ``stats.jsonl``);
 ``python tests/_fuzz_report.py <dir>`` turns them into a Markdown report.
@@ -47,7 +47,7 @@ from _fuzz_strategies import RANKREF_CASES, TORCH_CASES
 EXAMPLES = int(os.environ.get("RANKREF_FUZZ_EXAMPLES", "0") or 0)
 LONG = EXAMPLES > 0
 N_EXAMPLES = EXAMPLES if LONG else 15
-TIMEOUT = float(os.environ.get("RANKREF_FUZZ_TIMEOUT", "20" if LONG else "3"))
+TIMEOUT = float(os.environ.get("RANKREF_FUZZ_TIMEOUT", "20" if LONG else "5"))
 SEED = os.environ.get("RANKREF_FUZZ_SEED")
 LOG_DIR = os.environ.get("RANKREF_FUZZ_LOG")
 
