@@ -32,18 +32,21 @@ for r, i in enumerate(pos):
 
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4))
 lim = np.abs(contrib).max()
-im = ax0.imshow(contrib, cmap="coolwarm", vmin=-lim, vmax=lim)
+im = ax0.imshow(contrib, cmap="coolwarm", vmin=-lim, vmax=lim, aspect="auto")
 ax0.set(xticks=range(x.size), yticks=range(pos.size),
         xticklabels=[f"{'P' if v > 0 else 'N'}{k}" for k, v in enumerate(t)],
         yticklabels=[f"P{i} (IoU {t[i]})" for i in pos],
-        title="ranking updates: row i's error, spread over columns")
-fig.colorbar(im, ax=ax0, fraction=0.04)
+        xlabel="entry that receives the update (P: positive, N: negative)",
+        ylabel="positive whose error is spread",
+        title="ranking updates, positive by positive")
+fig.colorbar(im, ax=ax0, fraction=0.04, label="update (gradient) from row to column")
 width = 0.4
 ax1.bar(np.arange(x.size) - width / 2, res.ranking_grad, width, label="ranking")
 ax1.bar(np.arange(x.size) + width / 2, res.sorting_grad, width, label="sorting")
 ax1.axhline(0, color="k", lw=0.5)
 ax1.set(xticks=range(x.size), xticklabels=[f"{'P' if v > 0 else 'N'}{k}" for k, v in
                                            enumerate(t)],
+        xlabel="entry", ylabel="update (gradient)",
         title=f"total updates (ranking loss {res.ranking_loss:.3f}, sorting "
               f"{res.sorting_loss:.3f})")
 ax1.legend()

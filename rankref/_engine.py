@@ -1,23 +1,156 @@
-"""The bucket engine: exact breakpoint buckets for every delta (DESIGN.md section 3).
+"""The bucket engine: exact threshold buckets for every delta (see the "Design" docs page).
 
 Every ranking loss of rankref (AP, RS, GAP) sends negative j the gradient
-``g_j = sum_i c_i H(x_j - x_i)`` and needs ``FP_i = sum_j H(x_j - x_i)``.  With the
-breakpoints ``E = sorted({x_i - d, x_i + d})`` (``{x_i}`` at d = 0), ``H(x_j - x_i)`` is, on each
-bucket ``[E[b-1], E[b])``, 0, 1 or affine in ``x_j`` for every positive i, so a bucket's count
-and the sum of its members' offsets are all that FP and the gradient need, exactly.
+``g_j = sum_i c_i H(x_j - x_i)`` and needs ``FP_i = sum_j H(x_j - x_i)``.  The thresholds
+``x_i - delta`` and ``x_i + delta`` of the positives (``x_i`` at delta = 0) are kept as exact
+reals ``s + e`` (``s`` a float, ``e`` its exact rounding error), so every bucket
+``[T_{b-1}, T_b)`` holds exactly the negatives on which ``H(x_j - x_i)`` is 0, 1 or affine for
+every positive i, whatever delta (ties below the logits' resolution included).
 
-Cost: sorting 2P breakpoints, one pass over N that bins the negatives (no sort of N), the
-window sums, O(P * window) <= O(P^2), and one pass over N that writes the gradient.
+Cost: sorting the 2P thresholds, one pass over N that histograms the negatives (no sort of N),
+O(P log P) window sums on a segment tree (only non-negative terms are added), and one pass over
+N that writes the gradient.
 """
+import math
+import os
+
 import numpy as np
 
 from . import _kernels
 from ._validation import nonfinite_error
 
-__all__ = ["BucketEngine"]
+__all__ = ["BucketEngine", "Thresholds", "stable_argsort", "two_sum", "scale_for_delta", "rescaled", "threads_for"]
 
 _MAX_CELLS = 1 << 22
-_SEGMENTS = 8  # fixed: the binning's result must not depend on the number of threads
+# Sizes below which a kernel runs on one thread: a parallel region costs a wake-up of every
+# thread, and on a busy machine a descheduled thread holds up the whole region.  Measured with
+# benchmarks/bench_ranking.py --loaded (see the Speed section of the docs).
+PARALLEL_MIN_N = 1 << 21
+_SEGMENT_MIN = 1 << 19       # entries per binning segment
+_HIST_BUDGET = 1 << 22       # private histogram entries in all
+# delta above which the problem is rescaled by a power of two (so that sums of offsets, 2 delta
+# and x +- delta stay finite); below _TINY_DELTA, 1/delta is not used (it would overflow).
+_HUGE_DELTA = 2.0 ** 960
+_TINY_DELTA = 1e-300
+
+
+def _idle_cpus():
+    """CPUs this process may use that no other runnable thread is using right now.
+
+    An OpenMP parallel region ends at a barrier that waits for every thread of the team, so on a
+    busy machine one descheduled thread holds up the whole call (measured: 2x slower than one
+    thread with 3 busy processes on 2 cores).  Linux reports the runnable threads of the whole
+    machine in /proc/stat ("procs_running", this thread included); elsewhere every CPU counts as
+    idle."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    try:
+        with open("/proc/stat", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"procs_running"):
+                    return max(1, cpus - (int(line.split()[1]) - 1))
+    except (OSError, ValueError, IndexError):
+        pass
+    return cpus
+
+
+def threads_for(n):
+    """Threads a kernel over ``n`` entries may use: one below ``PARALLEL_MIN_N`` entries (a
+    parallel region does not pay off there), else rankref's thread count capped by the CPUs
+    idle right now.  Results never depend on it."""
+    if n < PARALLEL_MIN_N:
+        return 1
+    want = _kernels.get_num_threads()
+    return min(want, _idle_cpus()) if want > 1 else 1
+
+
+def stable_argsort(a):
+    """``np.argsort(a, kind="stable")`` (ties in index order) from NumPy's much faster
+    unstable argsort: only runs of equal values are re-sorted, by (run, index) as one int64."""
+    order = np.argsort(a)
+    n = a.shape[0]
+    if n < 2:
+        return order.astype(np.int64)
+    v = a[order]
+    new = v[1:] != v[:-1]
+    if new.all():
+        return order.astype(np.int64)
+    run = np.concatenate([[0], np.cumsum(new)])
+    return np.sort(run * n + order) % n
+
+
+def two_sum(a, b):
+    """Error-free sum: ``s = fl(a + b)`` and ``e`` with ``s + e == a + b`` exactly (Knuth)."""
+    s = a + b
+    bb = s - a
+    e = (a - (s - bb)) + (b - bb)
+    return s, e
+
+
+def scale_for_delta(delta):
+    """The power of two ``sigma`` by which logits and delta are multiplied before binning:
+    1 unless delta > 2**960, then ``2**-floor(log2(delta))`` (so delta * sigma is in [1, 2)).
+    The relaxed step is invariant under this scaling, so every output is unchanged."""
+    if delta > _HUGE_DELTA:
+        return math.ldexp(1.0, -math.frexp(delta)[1] + 1)
+    return 1.0
+
+
+def rescaled(x, pos, delta):
+    """``(x, x[pos] as float64, delta)``, multiplied by :func:`scale_for_delta` (a float64 copy
+    of ``x`` is made only for a delta above 2**960)."""
+    xpos = x[pos].astype(np.float64)
+    sigma = scale_for_delta(delta)
+    if sigma == 1.0:
+        return x, xpos, delta
+    return x.astype(np.float64) * sigma, xpos * sigma, delta * sigma
+
+
+def ceiling(s, e):
+    """The smallest float at or above the exact real ``s + e`` (``s`` rounded to nearest, ``e``
+    its rounding error): ``s`` where ``e <= 0``, the next float up where ``e > 0`` (+inf just
+    above the largest float).  For every float v, ``v >= ceiling  <=>  v >= s + e``, so
+    comparisons with it are exact."""
+    with np.errstate(over="ignore"):
+        return np.where(e > 0.0, np.nextafter(s, np.inf), s)
+
+
+class Thresholds:
+    """The exact thresholds of positives ``xq`` (float64, sorted ascending) for ``delta``.
+
+    Attributes
+    ----------
+    s : float64 array of length M, sorted: each threshold ``x_i - delta``, ``x_i + delta``
+        (``x_i`` at delta = 0) as the smallest float at or above its exact value, so that a
+        float v lies at or above a threshold exactly when ``v >= s``.
+    lo, hi : int64 arrays, one per positive: ``#{T <= x_i - delta}`` and ``#{T <= x_i + delta}``
+        (both ``#{T <= x_i}`` at delta = 0); non-decreasing.
+    """
+
+    def __init__(self, xq, delta):
+        P = xq.shape[0]
+        if delta > 0.0:
+            with np.errstate(over="ignore", invalid="ignore"):
+                lo_s, lo_e = two_sum(xq, -delta)
+                hi_s, hi_e = two_sum(xq, delta)
+            # a threshold beyond the float range is +-inf: no finite logit reaches it
+            lo_e = np.where(np.isinf(lo_s), 0.0, lo_e)
+            hi_e = np.where(np.isinf(hi_s), 0.0, hi_e)
+            s, e = np.empty(2 * P), np.empty(2 * P)
+            self.lo, self.hi = np.empty(P, dtype=np.int64), np.empty(P, dtype=np.int64)
+            # x - delta and x + delta are each sorted already (rounding is monotone): merge
+            _kernels.merge_thresholds(lo_s, lo_e, hi_s, hi_e, s, e, self.lo, self.hi)
+            self.s = ceiling(s, e)
+        else:
+            self.s = xq.copy()
+            self.lo = self.hi = np.searchsorted(xq, xq, side="right").astype(np.int64)
+
+
+def positions(keys, ts, te):
+    """#{k : keys_k < T} for sorted float64 ``keys`` and exact thresholds ``T = ts + te``."""
+    return np.searchsorted(keys, ceiling(ts, te), side="left").astype(np.int64)
 
 
 class BucketEngine:
@@ -26,68 +159,49 @@ class BucketEngine:
     Parameters
     ----------
     x : 1-D C-contiguous float32/float64 array
-        All logits.  Every entry is checked to be finite during binning.
+        All logits.  Every entry is checked to be finite during binning.  For the window sums
+        (``fp``, ``scatter``) a delta above 2**960 must be removed first with :func:`rescaled`;
+        the bucket counts and ids are exact for every delta as they are.
     t : 1-D C-contiguous kernel-typed array
         Targets; negatives are the entries equal to 0.
-    xq : 1-D float64 array, non-empty and finite
-        Logits of the positives (the "queries").
-    delta : float >= 0
+    xq : 1-D float64 array, non-empty, finite and sorted ascending
+        Logits of the positives (the "queries"), scaled like ``x``.  Per-positive inputs and
+        outputs (``c``, ``fp``) follow this order.
+    delta : float >= 0 (scaled like ``x``)
     name : str
         The argument's name in the error raised for a non-finite logit.
-    full : bool
-        Also histogram bucket 0 (negatives below ``E[0]``), for :func:`make_buckets`.
-
-    Attributes
-    ----------
-    ids : int32 array
-        Every entry's bucket (-1 for entries that are not negatives, 0 below ``E[0]``).
     """
 
-    def __init__(self, x, t, xq, delta, *, full=False, name="logits"):
+    def __init__(self, x, t, xq, delta, *, name="logits"):
         d = float(delta)
-        xq = np.ascontiguousarray(xq, dtype=np.float64)
-        if d > 0.0:
-            a = xq - d
-            e = xq + d
-            edges = np.sort(np.concatenate([a, e]))
-        else:
-            a = xq
-            e = xq
-            edges = np.sort(xq)
-        M = edges.shape[0]
+        th = Thresholds(xq, d)
+        M = th.s.shape[0]
         self.delta = d
-        self.x = x
-        self.t = t
-        self.a = a
-        self.edges = edges
-        self.lo = np.searchsorted(edges, a, side="right").astype(np.int64)
-        self.hi = np.searchsorted(edges, e, side="right").astype(np.int64)
-        # edges with two +inf sentinels, and the grid lookup table of the bucket search
-        self._E = np.empty(M + 2, dtype=np.float64)
-        self._E[:M] = edges
-        self._E[M:] = np.inf
+        self.x, self.t, self.xq = x, t, xq
+        self.edges, self.lo, self.hi = th.s, th.lo, th.hi
+        # thresholds with two +inf sentinels, and the grid lookup table of the bucket search
+        self._E = np.concatenate([th.s, [np.inf, np.inf]])
         K = int(min(max(16, 8 * M), _MAX_CELLS))
-        span = float(edges[-1] - edges[0])
-        inv_w = K / span if span > 0.0 else 0.0
-        if not np.isfinite(inv_w):
-            inv_w = 0.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            span = float(th.s[-1] - th.s[0])
+        inv_w = K / span if 0.0 < span < np.inf else 0.0
+        if not 0.0 < inv_w < np.inf:
+            K, inv_w = 1, 0.0  # no usable grid (one value, or thresholds beyond the floats)
         lut = np.empty(K + 1, dtype=np.int32)
         _kernels.build_lut(self._E, M, inv_w, lut)
-        self._lut = lut
-        self._inv_w = inv_w
+        self._lut, self._inv_w = lut, inv_w
         self.counts = np.zeros(M + 1, dtype=np.int64)
         self.offsum = np.zeros(M + 1, dtype=np.float64)
-        self.ids = np.empty(x.shape[0], dtype=np.int32)
-        segments = _SEGMENTS if M < 200_000 else 1
-        bad = _kernels.bin_negatives(
-            x, t, self._E, lut, inv_w, self.counts, self.offsum, self.ids, full, segments
-        )
+        n = x.shape[0]
+        # every entry's bucket (0: no update), 2 bytes per entry while the ids fit
+        self.ids = np.empty(n, dtype=np.uint16 if M < np.iinfo(np.uint16).max else np.int32)
+        segments = 1
+        if n >= PARALLEL_MIN_N:
+            segments = int(max(1, min(n // _SEGMENT_MIN, 16, _HIST_BUDGET // (M + 1))))
+        bad = _kernels.bin_negatives(x, t, self.ids, self._E, lut, inv_w, self.counts,
+                                     self.offsum, segments, threads_for(n))
         if bad >= 0:
             nonfinite_error(x, bad, name)
-        above = np.cumsum(self.counts[::-1])[::-1].astype(np.float64)
-        if full:
-            above -= self.counts[0]  # bucket 0 never counts (hi >= 1 anyway)
-        self.above = above
 
     @property
     def num_buckets(self):
@@ -95,26 +209,57 @@ class BucketEngine:
 
     def fp(self):
         """``FP_i = sum_{negatives j} H(x_j - x_i)`` for every query i (float64)."""
-        out = np.empty(self.a.shape[0], dtype=np.float64)
-        _kernels.window_fp(
-            self._E, self.counts, self.offsum, self.above, self.lo, self.hi, self.a,
-            self.delta, out,
-        )
-        return out
+        M = self.edges.shape[0]
+        above = np.cumsum(self.counts[::-1])[::-1]  # negatives in buckets >= b (exact ints)
+        fp = above[self.hi].astype(np.float64)
+        if self.delta > 0.0:
+            W = self.counts[1:].astype(np.float64).reshape(M, 1)
+            with np.errstate(over="ignore", invalid="ignore"):
+                O = (self.offsum[1:] / self.delta).reshape(M, 1)
+            win = np.empty((self.xq.shape[0], 1))
+            _kernels.sliding_window_sums(self.edges, W, O, self.xq, self.lo - 1, self.hi - 1,
+                                         self.delta, win)
+            fp += win[:, 0]
+        return fp
 
     def coefficients(self, c):
-        """Per-bucket ``(A, B)`` with ``sum_i c_i H(x - x_i) = A[b] + B[b] (x - E[b-1])``."""
+        """Per-bucket ``(A, B, divide)``: ``sum_i c_i H(x - x_i) = A[b] + B[b] (x - E[b-1])``
+        on bucket b (``(x - E[b-1]) / delta`` when ``divide``: 1/delta would overflow)."""
         c = np.ascontiguousarray(c, dtype=np.float64)
-        A = np.zeros(self.num_buckets, dtype=np.float64)
-        B = np.zeros(self.num_buckets, dtype=np.float64)
-        _kernels.window_coefficients(self._E, self.lo, self.hi, self.a, c, self.delta, A, B)
-        return A, B
+        M = self.edges.shape[0]
+        b = np.arange(M + 1)
+        below = np.searchsorted(self.hi, b, side="right")  # positives with hi_i <= b
+        A = np.concatenate([[0.0], np.cumsum(c)])[below]   # sum of their c_i (non-negative)
+        B = np.zeros(M + 1)
+        divide = False
+        if self.delta > 0.0:
+            inside = np.searchsorted(self.lo, b[1:], side="right")  # positives with lo_i <= b
+            tagC = np.empty(M)
+            tagO = np.empty(M)
+            _kernels.window_coefficients(self.xq, c, self.edges, below[1:], inside, self.delta,
+                                         tagC, tagO)
+            A[1:] += 0.5 * tagO
+            # B = c / (2 delta) would overflow for a tiny delta, or lose the digits of a tiny c
+            # for a huge one: then the scatter divides each offset by delta instead
+            divide = self.delta < _TINY_DELTA
+            if not divide:
+                with np.errstate(under="ignore"):
+                    B[1:] = (0.5 * tagC) * (1.0 / self.delta)
+                used = tagC > 0.0
+                divide = bool(used.any() and B[1:][used].min() < 1e-290)
+            if divide:
+                B[1:] = 0.5 * tagC
+        return A, B, divide
 
     def scatter(self, c, out, out2=None):
         """Write ``g_j = sum_i c_i H(x_j - x_i)`` for every negative j into ``out`` (and
-        ``out2``).  Entries that are not negatives, or lie below ``E[0]``, are not written."""
-        A, B = self.coefficients(c)
+        ``out2``).  Entries that are not negatives, or lie below every threshold, are not
+        written (pass zeroed outputs)."""
+        A, B, divide = self.coefficients(c)
         both = out2 is not None
-        _kernels.scatter_negatives(
-            self.x, self.ids, self._E, A, B, out, out2 if both else out, both
-        )
+        _kernels.scatter_negatives(self.x, self.ids, self._E, A, B, out, out2 if both else out,
+                                   both, divide, self.delta, threads_for(self.x.shape[0]))
+
+    def bucket_ids(self):
+        """Every entry's bucket (int64; -1 for entries that are not negatives)."""
+        return np.where(self.t == 0, self.ids.astype(np.int64), -1)

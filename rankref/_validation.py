@@ -39,29 +39,30 @@ def check_method(method, allowed, func):
 
 
 def as_logits(logits, name="logits", xp=np):
-    """Flatten ``logits`` to a C-contiguous float32/float64 vector (of array module ``xp``).
+    """Flatten ``logits`` to a C-contiguous float32/float64 vector (of array namespace ``xp``).
 
     Returns ``(flat, shape, grad_dtype)``.  float16 is widened to float32, integers and other
     real types to float64; the gradient dtype is float32 for float16/float32 input and float64
-    otherwise.
+    otherwise.  (With rankref_gpu's torch namespace, bfloat16 is widened like float16.)
     """
     arr = xp.asarray(logits)
-    kind = arr.dtype.kind
+    dt = arr.dtype
+    kind = dt.kind if isinstance(dt, np.dtype) else xp.dtype_kind(dt)
     if kind not in "fiu":
         raise ValueError(
-            f"{name} must be a real numeric array (float or integer), got dtype {arr.dtype}. "
+            f"{name} must be a real numeric array (float or integer), got dtype {dt}. "
             f"Convert it with np.asarray({name}, dtype=np.float32)."
         )
-    if arr.dtype == np.float32 or arr.dtype == np.float64:
+    if dt == xp.float32 or dt == xp.float64:
         flat = xp.ascontiguousarray(arr).reshape(-1)
-        grad_dtype = arr.dtype
-    elif arr.dtype == np.float16:
-        flat = arr.astype(np.float32).reshape(-1)
-        grad_dtype = np.dtype(np.float32)
+        grad_dtype = dt
+    elif kind == "f" and dt.itemsize < 4:  # float16 (and bfloat16 in torch)
+        flat = xp.asarray(arr, dtype=xp.float32).reshape(-1)
+        grad_dtype = flat.dtype
     else:
-        flat = arr.astype(np.float64).reshape(-1)
-        grad_dtype = np.dtype(np.float64)
-    return flat, arr.shape, np.dtype(grad_dtype)
+        flat = xp.asarray(arr, dtype=xp.float64).reshape(-1)
+        grad_dtype = flat.dtype
+    return flat, arr.shape, grad_dtype
 
 
 def raise_nonfinite(flat, name="logits"):
@@ -84,26 +85,27 @@ def as_targets(targets, shape, name="targets", logits_name="logits", xp=np):
     Values are checked later, in the same pass that collects the positives.
     """
     t = xp.asarray(targets)
-    if t.shape != tuple(shape):
+    if tuple(t.shape) != tuple(shape):
         raise ValueError(
-            f"{name} has shape {t.shape} but {logits_name} has shape {tuple(shape)}; "
+            f"{name} has shape {tuple(t.shape)} but {logits_name} has shape {tuple(shape)}; "
             f"pass exactly one target per logit."
         )
-    kind = t.dtype.kind
+    dt = t.dtype
+    kind = dt.kind if isinstance(dt, np.dtype) else xp.dtype_kind(dt)
     if kind == "b":
-        return xp.ascontiguousarray(t).reshape(-1).view(np.int8)
+        return xp.asarray(xp.ascontiguousarray(t).reshape(-1), dtype=xp.int8)
     if kind == "f":
-        if t.dtype == np.float32 or t.dtype == np.float64:
+        if dt == xp.float32 or dt == xp.float64:
             return xp.ascontiguousarray(t).reshape(-1)
-        return t.astype(np.float64).reshape(-1)
+        return xp.asarray(t, dtype=xp.float64).reshape(-1)
     if kind in "iu":
-        if t.dtype in (np.int8, np.int32, np.int64):
+        if dt == xp.int8 or dt == xp.int32 or dt == xp.int64:
             return xp.ascontiguousarray(t).reshape(-1)
-        if kind == "u" and t.size and t.max() > 1:
-            return t.astype(np.float64).reshape(-1)  # out of range: the scan reports it
-        return t.astype(np.int64).reshape(-1)
+        if kind == "u" and xp.size(t) and xp.max(t) > 1:
+            return xp.asarray(t, dtype=xp.float64).reshape(-1)  # out of range: the scan reports it
+        return xp.asarray(t, dtype=xp.int64).reshape(-1)
     raise ValueError(
-        f"{name} must be a numeric array (float, integer or bool), got dtype {t.dtype}."
+        f"{name} must be a numeric array (float, integer or bool), got dtype {dt}."
     )
 
 
@@ -163,20 +165,21 @@ def as_labels(labels, n, num_classes, name="labels", allow_ignore=True, xp=np):
     """Validate integer class labels: 1-D, length ``n``, values in [-1, num_classes]
     (``num_classes`` is the background, -1 ignored).  Returns an int64 array."""
     y = xp.asarray(labels)
-    if y.dtype.kind not in "iu":
+    kind = y.dtype.kind if isinstance(y.dtype, np.dtype) else xp.dtype_kind(y.dtype)
+    if kind not in "iu":
         raise ValueError(
             f"{name} must be an integer array (class indices), got dtype {y.dtype}. "
             f"Convert it with np.asarray({name}, dtype=np.int64)."
         )
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(
-            f"{name} must have shape ({n},), one label per row of scores; got {y.shape}."
+            f"{name} must have shape ({n},), one label per row of scores; got {tuple(y.shape)}."
         )
-    y = y.astype(np.int64, copy=False)
+    y = xp.asarray(y, dtype=xp.int64)
     lo = -1 if allow_ignore else 0
-    if y.size:
+    if y.shape[0]:
         bad = xp.flatnonzero((y < lo) | (y > num_classes))
-        if bad.size:
+        if bad.shape[0]:
             b = int(bad[0])
             raise ValueError(
                 f"{name} must be in [{lo}, {num_classes}] ([0, {num_classes}) foreground, "

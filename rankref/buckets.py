@@ -3,7 +3,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._engine import BucketEngine
+from ._engine import BucketEngine, stable_argsort
 from ._validation import check_method, prepare_ranking, raise_nonfinite
 
 __all__ = ["Buckets", "make_buckets"]
@@ -50,11 +50,11 @@ def _edge_clamped_means(edges, counts, offsum, xp=np):
 def _no_positive_buckets(x, t, shape, xp=np):
     """With no positive there are no edges: every negative is in bucket 0."""
     neg = t == 0
-    count = int(neg.sum())
-    total = float(x[neg].astype(np.float64).sum())
-    return Buckets(xp.zeros(0), xp.where(neg, 0, -1).astype(np.int64).reshape(shape),
-                   xp.asarray([count], dtype=np.int64), xp.asarray([total]),
-                   xp.asarray([total / count if count else np.nan]))
+    count = xp.reshape(xp.asarray(xp.sum(neg), dtype=xp.int64), (1,))
+    total = xp.reshape(xp.sum(xp.asarray(x[neg], dtype=xp.float64)), (1,))
+    mean = xp.where(count > 0, total / xp.maximum(count, 1), np.nan)
+    return Buckets(xp.zeros(0), xp.asarray(xp.where(neg, 0, -1), dtype=xp.int64).reshape(shape),
+                   count, total, mean)
 
 
 def brs_runs(x, t, xpos, delta, full=False, xp=np):
@@ -78,37 +78,59 @@ def brs_runs(x, t, xpos, delta, full=False, xp=np):
     M = edges.shape[0]
     negmask = t == 0
     rel = xp.flatnonzero(negmask & (x >= cut))
-    vals = xp.concatenate([xpos, x[rel].astype(np.float64)])
-    order = xp.argsort(vals, kind="stable")  # ascending; ties keep positives (first) below
+    vals = xp.concatenate([xpos, xp.asarray(x[rel], dtype=xp.float64)])
+    # ascending; ties keep the positives (first) below
+    order = stable_argsort(vals) if xp is np else xp.argsort(vals, kind="stable")
     is_pos = order < P
     pos_below = xp.cumsum(is_pos)
     neg_order = order[~is_pos] - P  # relevant negatives by ascending logit
     run = pos_below[~is_pos] + (1 if d > 0 else 0)  # bucket of each, ascending
     sorted_vals = vals[order[~is_pos]]
-    counts = xp.bincount(run, minlength=M + 1).astype(np.int64)
-    offsum = xp.bincount(
-        run, weights=sorted_vals - edges[run - 1], minlength=M + 1
-    ).astype(np.float64)
+    counts = xp.asarray(xp.bincount(run, minlength=M + 1), dtype=xp.int64)
+    offsum = xp.asarray(xp.bincount(run, weights=sorted_vals - edges[run - 1], minlength=M + 1),
+                        dtype=xp.float64)
     # members' range per run (runs are contiguous in the sorted order), for the means' clamp
     nz = counts > 0
     lower = xp.full(M + 1, np.nan)
     upper = xp.full(M + 1, np.nan)
-    if run.size:
+    if run.shape[0]:
         b = xp.arange(M + 1)[nz]
         lower[nz] = sorted_vals[xp.searchsorted(run, b, side="left")]
         upper[nz] = sorted_vals[xp.searchsorted(run, b, side="right") - 1]
     means = _offset_means(edges, counts, offsum, lower, upper, xp)
-    ids_rel = xp.empty(rel.shape[0], dtype=np.int64)
+    ids_rel = xp.empty(rel.shape[0], dtype=xp.int64)
     ids_rel[neg_order] = run
     out = {"edges": edges, "rel": rel, "ids_rel": ids_rel, "counts": counts,
            "offsum": offsum, "means": means}
     if full:
         below = xp.flatnonzero(negmask & (x < cut))
         counts[0] = below.shape[0]
-        offsum[0] = x[below].astype(np.float64).sum()
+        offsum[0] = xp.sum(xp.asarray(x[below], dtype=xp.float64))
         if below.shape[0]:
             means[0] = offsum[0] / counts[0]
     return out
+
+
+def _member_sums(x, bucket, counts, edges):
+    """Per-bucket sums of the members' own values (float64) and means clamped into the bucket
+    ``[edges[b-1], edges[b]]`` (the clamp removes round-off only).  A sum beyond the float range
+    is +-inf; the mean is still computed (as the sum of the x_j / n_b)."""
+    neg = bucket >= 0
+    ids = bucket[neg]
+    vals = x[neg].astype(np.float64)
+    nb = counts.shape[0]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        sums = np.bincount(ids, weights=vals, minlength=nb)
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        far = (counts > 0) & ~np.isfinite(sums)
+        if far.any():  # the mean of finite values is finite: sum the x_j / n_b instead
+            means[far] = np.bincount(ids, weights=vals / counts[ids], minlength=nb)[far]
+    big = np.finfo(np.float64).max  # the mean of finite values is finite
+    lower = np.maximum(np.concatenate([[-np.inf], edges]), -big)
+    upper = np.minimum(np.concatenate([edges, [np.inf]]), big)
+    full = counts > 0
+    means[full] = np.clip(means[full], lower[full], upper[full])
+    return sums, means
 
 
 def make_buckets(logits, targets, delta=0.5, kind="exact"):
@@ -144,24 +166,25 @@ def make_buckets(logits, targets, delta=0.5, kind="exact"):
     n = x.shape[0]
     if pos.size == 0:
         raise_nonfinite(x)
-        return _no_positive_buckets(x, t, shape)
-    xp = x[pos].astype(np.float64)
+        bucket = np.where(t == 0, 0, -1).astype(np.int64)
+        counts = np.array([np.count_nonzero(bucket == 0)], dtype=np.int64)
+        edges = np.zeros(0)
+        sums, means = _member_sums(x, bucket, counts, edges)
+        return Buckets(edges, bucket.reshape(shape), counts, sums, means)
     if kind == "exact":
-        eng = BucketEngine(x, t, xp, d, full=True)
-        edges, counts, offsum = eng.edges, eng.counts, eng.offsum
-        bucket = eng.ids.astype(np.int64)
-        sums = offsum.copy()
-        sums[1:] += counts[1:] * edges
-        means = _edge_clamped_means(edges, counts, offsum)
-        if counts[0]:
-            means[0] = offsum[0] / counts[0]
+        # counts and ids only (no window sums): exact for every delta without rescaling;
+        # a threshold beyond the float range is +-inf
+        eng = BucketEngine(x, t, np.sort(x[pos].astype(np.float64)), d)
+        edges, counts = eng.edges, eng.counts
+        bucket = eng.bucket_ids()
+        sums, means = _member_sums(x, bucket, counts, edges)
     else:
+        xp = x[pos].astype(np.float64)
         raise_nonfinite(x)
         runs = brs_runs(x, t, xp, d, full=True)
-        edges, counts, offsum, means = runs["edges"], runs["counts"], runs["offsum"], runs["means"]
+        edges, counts = runs["edges"], runs["counts"]
         bucket = np.full(n, -1, dtype=np.int64)
         bucket[t == 0] = 0
         bucket[runs["rel"]] = runs["ids_rel"]
-        sums = offsum.copy()
-        sums[1:] += counts[1:] * edges
+        sums, means = _member_sums(x, bucket, counts, edges)  # the members' own values
     return Buckets(edges, bucket.reshape(shape), counts, sums, means)

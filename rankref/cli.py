@@ -1,8 +1,8 @@
 """The ``rankref`` command line (also ``python -m rankref``).
 
-    rankref demo [--plot out.png]      dense, bucketed and BRS agree on a synthetic batch
+    rankref demo [--plot [OUT.png]]    dense, bucketed and BRS agree on a synthetic batch
     rankref crosscheck MODULE:CALLABLE --loss rs|ap|brs|gap|balanced-l1|iou-neg-sampler
-    rankref bench [--quick] [--plot time_vs_n.png]
+    rankref bench [--quick] [--plot [OUT.png]]
 
 ``python -m rankref`` with no sub-command runs the demo.
 """
@@ -13,7 +13,49 @@ import time
 import numpy as np
 
 from . import ClassCounts, ap_loss, gap_loss, make_buckets, openmp_enabled, rank_sort_loss
+from . import crosscheck
+from ._bench import ratio_text
 from .synthetic import detection_batch, long_tail_batch
+
+DESCRIPTION = """\
+rankref: exact reference implementations of the ranking-based losses of object detection
+(AP Loss, RS Loss, Bucketed RS, GAP) and of their imbalance tools.
+
+'rankref' or 'python -m rankref' with no command runs the demo.
+'rankref COMMAND --help' describes a command and its options."""
+
+REGIMES = {"early": "early training", "trained": "trained model"}
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows '(default: ...)' after each option's help, except for flags and options whose help
+    already says what happens without them."""
+
+    def _split_lines(self, text, width):
+        import textwrap
+
+        return textwrap.wrap(text, width, break_on_hyphens=False)  # keep file names whole
+
+    def _get_help_string(self, action):
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _at_least(kind, low):
+    """An argparse type: a number of ``kind`` (int or float) that is at least ``low``."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not value >= low:  # NaN fails too
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {text}")
+        return value
+
+    parse.__name__ = f"{kind.__name__} >= {low}"
+    return parse
 
 
 def _timed(fn, repeat):
@@ -25,23 +67,30 @@ def _timed(fn, repeat):
     return out, best
 
 
+def _demo_batch(num_anchors, num_classes, num_positives, regime, seed):
+    """The synthetic detection batch of the demo: ``[anchors, classes]`` logits and targets."""
+    return detection_batch(num_anchors, num_classes, num_positives, regime, seed=seed)
+
+
 def demo(num_anchors=4000, num_classes=80, num_positives=250, regime="early", seed=0,
          repeat=3, file=None):
     """Print the agreement table of dense, bucketed and BRS for RS, AP and GAP on a synthetic
     detection batch, with timings and speed-ups; return its rows."""
     file = file or sys.stdout
-    logits, targets = detection_batch(num_anchors, num_classes, num_positives, regime, seed=seed)
+    logits, targets = _demo_batch(num_anchors, num_classes, num_positives, regime, seed)
     ap_targets = np.where(targets > 0, 1.0, targets)
     rois = max(64, num_anchors // 8)
     scores, labels = long_tail_batch(rois, num_classes, min(num_positives, rois // 2),
                                      min(num_classes, 30), regime, seed=seed)
     counts = ClassCounts(num_classes).update(labels)
-    print(f"rankref demo: synthetic detection batch ({regime} training), "
+    print(f"rankref demo: synthetic detection batch ({REGIMES[regime]}), "
           f"{num_anchors} anchors x {num_classes} classes = {logits.size:,} float32 logits, "
-          f"{num_positives} positives (IoU targets); GAP on {rois} RoIs x {num_classes} "
-          f"classes; OpenMP: {openmp_enabled()}", file=file)
+          f"{int((targets > 0).sum())} positives (IoU targets; {int((targets < 0).sum()):,} "
+          f"entries of ignored anchors); GAP on {rois} RoIs x {num_classes} classes; "
+          f"OpenMP: {openmp_enabled()}", file=file)
     print("max |diff| is taken against the dense O(P*N) oracle; BRS compares positives with "
-          "bucket means,\nexact at delta = 0 only.\n", file=file)
+          "bucket means,\nexact at delta = 0 only.  Times: best of "
+          f"{repeat}; 'vs dense': the dense time over the method's.\n", file=file)
     header = (f"{'loss':<5}{'delta':>6}  {'method':<9}{'loss value(s)':>26}{'max|dloss|':>12}"
               f"{'max|dgrad|':>12}{'time ms':>10}{'vs dense':>10}")
     print(header, file=file)
@@ -69,55 +118,80 @@ def demo(num_anchors=4000, num_classes=80, num_positives=250, regime="early", se
             text = " / ".join(f"{v:.6f}" for v in vals)
             rows.append((loss, delta, method, vals, dloss, dgrad, sec))
             print(f"{loss:<5}{delta:>6.2f}  {method:<9}{text:>26}{dloss:>12.1e}{dgrad:>12.1e}"
-                  f"{sec * 1e3:>10.1f}{ref[2] / sec:>9.0f}x", file=file)
+                  f"{sec * 1e3:>10.1f}{ratio_text(ref[2] / sec):>10}", file=file)
     return rows
 
 
-def plot_demo(path, delta=0.5, seed=1):
-    """Scores, buckets (exact breakpoints and BRS runs) and per-entry RS gradients of a small
-    ranking, as a PNG."""
+def plot_demo(path="rankref-demo.png", num_anchors=4000, num_classes=80, num_positives=250,
+              regime="early", seed=0, delta=0.5):
+    """Draw the RS rows of the demo table (``delta = 0.5`` by default) for the same batch, as a
+    PNG: the logits, the updates of the positives and of the negatives (exact and BRS), and the
+    error of BRS.  Returns ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rng = np.random.default_rng(seed)
-    x = np.concatenate([rng.normal(0.0, 1.0, 60), rng.normal(0.8, 0.6, 8)])
-    t = np.concatenate([np.zeros(60), rng.uniform(0.5, 1.0, 8)])
-    exact = make_buckets(x, t, delta, "exact")
-    brs = make_buckets(x, t, delta, "brs")
-    g_exact = rank_sort_loss(x, t, delta, "bucketed").grad
-    g_brs = rank_sort_loss(x, t, delta, "brs").grad
-    pos = t > 0
-    fig, (ax0, ax1) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
-    ax0.scatter(x[~pos], np.zeros((~pos).sum()), s=18, color="0.4", label="negatives")
-    sc = ax0.scatter(x[pos], np.zeros(pos.sum()), s=60, c=t[pos], cmap="viridis", marker="^",
-                     label="positives (colour: IoU)")
-    for e in exact.edges:
-        ax0.axvline(e, color="C0", lw=0.6, alpha=0.6)
-    full = brs.counts[1:] > 0
-    ax0.scatter(brs.means[1:][full], np.full(full.sum(), -0.5), marker="|", s=300, color="C1",
-                label="BRS bucket means")
-    ax0.set(yticks=[], ylim=(-1, 1), title=f"scores and buckets (delta = {delta}); blue lines: "
-            "exact breakpoints x_i +- delta")
-    fig.colorbar(sc, ax=ax0, fraction=0.03)
-    ax0.legend(loc="upper left", fontsize=8)
-    ax1.vlines(x, 0, g_exact, color="C0", label="exact (bucketed = dense)")
-    ax1.scatter(x, g_brs, s=10, color="C1", label="BRS", zorder=3)
-    ax1.axhline(0, color="k", lw=0.5)
-    ax1.set(xlabel="logit", ylabel="gradient", title="per-entry RS gradient (positive: pushed "
-            "down; negative: pushed up)")
-    ax1.legend(fontsize=8)
+    logits, targets = _demo_batch(num_anchors, num_classes, num_positives, regime, seed)
+    exact = rank_sort_loss(logits, targets, delta, "bucketed")
+    brs = rank_sort_loss(logits, targets, delta, "brs")
+    num_exact = make_buckets(logits, targets, delta, "exact").counts.size
+    num_brs = make_buckets(logits, targets, delta, "brs").counts.size
+    x, t = logits.ravel().astype(np.float64), targets.ravel()
+    g_exact, g_brs = exact.grad.ravel().astype(np.float64), brs.grad.ravel().astype(np.float64)
+    pos, neg = np.flatnonzero(t > 0), np.flatnonzero(t == 0)
+    neg = neg[np.argsort(x[neg], kind="stable")]  # a negative's update depends on its logit only
+    iou = dict(c=t[pos], cmap="viridis", vmin=0.5, vmax=1.0)
+
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8))
+    (ax_batch, ax_pos), (ax_neg, ax_err) = axes
+    fig.suptitle(f"rankref demo --plot: the RS rows of the table (delta = {delta}) on its batch: "
+                 f"{num_anchors} anchors x {num_classes} classes = {x.size:,} logits, "
+                 f"{pos.size} positives, {REGIMES[regime]} (seed {seed})", fontsize=11)
+
+    bins = np.linspace(x[t >= 0].min(), x[t >= 0].max(), 121)
+    ax_batch.hist(x[neg], bins, color="0.55", label=f"negatives ({neg.size:,})")
+    ax_batch.hist(x[pos], bins, color="C1", alpha=0.8, label=f"positives ({pos.size})")
+    ax_batch.set(yscale="log", xlabel="logit", ylabel="entries per bin",
+                 title=f"the logits: {num_exact} exact buckets (breakpoints x_i +- delta), "
+                       f"{num_brs} BRS buckets")
+    ax_batch.legend(loc="upper right", fontsize=8)
+
+    ax_pos.axhline(0, color="k", lw=0.5)
+    sc = ax_pos.scatter(x[pos], g_exact[pos], s=22, label="exact (bucketed = dense)", **iou)
+    ax_pos.scatter(x[pos], g_brs[pos], s=12, marker="x", color="C3", lw=0.8, label="BRS")
+    fig.colorbar(sc, ax=ax_pos, label="IoU target of the positive")
+    ax_pos.set(xlabel="logit", ylabel="update of a positive (gradient)",
+               title="positives: a negative update pushes up, a positive one down")
+    ax_pos.legend(loc="upper left", fontsize=8)
+
+    ax_neg.plot(x[neg], g_exact[neg], color="C0", lw=2, label="exact (bucketed = dense)")
+    ax_neg.plot(x[neg], g_brs[neg], color="C3", lw=0.8, label="BRS (one value per bucket)")
+    ax_neg.set(xlabel="logit", ylabel="update of a negative (gradient)",
+               title="negatives: a positive update pushes down")
+    ax_neg.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    ax_neg.legend(loc="upper left", fontsize=8)
+
+    err = np.abs(g_brs - g_exact)
+    shown = neg[err[neg] > 0]
+    ax_err.plot(x[shown], err[shown], ".", ms=2, color="0.4", label="negatives")
+    wrong = err[pos] > 0
+    sc = ax_err.scatter(x[pos][wrong], err[pos][wrong], s=22, c=t[pos][wrong], cmap="viridis",
+                        vmin=0.5, vmax=1.0, label="positives")
+    fig.colorbar(sc, ax=ax_err, label="IoU target of the positive")
+    if err.max() > 0:
+        ax_err.set(yscale="log", ylabel="|BRS - exact| (zeros not drawn)",
+                   title=f"error of BRS: largest {err.max():.1e} (the table's max|dgrad|)")
+    else:
+        ax_err.set(ylabel="|BRS - exact|", title="error of BRS: none, BRS is exact here")
+    ax_err.set(xlabel="logit")
+    ax_err.legend(loc="lower left", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xlim(bins[0], bins[-1])
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
-
-
-def _crosscheck_doc():
-    from . import crosscheck
-
-    return crosscheck.__doc__
 
 
 def _need_matplotlib():
@@ -131,63 +205,68 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["demo"] + argv  # python -m rankref [options] runs the demo
-    parser = argparse.ArgumentParser(prog="rankref", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="rankref", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="dense, bucketed and BRS agree on a synthetic batch")
-    p.add_argument("--anchors", type=int, default=4000)
-    p.add_argument("--classes", type=int, default=80)
-    p.add_argument("--positives", type=int, default=250)
-    p.add_argument("--regime", choices=("early", "trained"), default="early")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--plot", metavar="OUT.png", help="draw scores, buckets and gradients")
+    p = demo_parser = sub.add_parser(
+        "demo", help="dense, bucketed and BRS agree on a synthetic batch",
+        formatter_class=_HelpFormatter,
+        description="Compute RS (delta 0.5 and 0), AP and GAP loss on a synthetic detection "
+                    "batch with the dense oracle, the exact bucketed engine and the published "
+                    "BRS, and print their values, differences and times.")
+    p.add_argument("--anchors", type=_at_least(int, 1), default=4000,
+                   help="anchors of the batch (rows of the logit matrix)")
+    p.add_argument("--classes", type=_at_least(int, 1), default=80,
+                   help="classes of the batch (columns of the logit matrix)")
+    p.add_argument("--positives", type=_at_least(int, 1), default=250,
+                   help="positive entries, with IoU targets in [0.5, 1]")
+    p.add_argument("--regime", choices=("early", "trained"), default="early",
+                   help="early: every logit near the prior log(0.01/0.99); trained: the "
+                        "negatives far below the positives")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic batch")
+    p.add_argument("--plot", nargs="?", const="rankref-demo.png", metavar="OUT.png",
+                   help="also draw the RS rows (delta 0.5) of the table on the same batch: "
+                        "its logits, the updates of positives and negatives, the error of BRS "
+                        "(a PNG; rankref-demo.png when no name is given)")
 
-    p = sub.add_parser("crosscheck", help="audit another implementation against rankref",
-                       description=_crosscheck_doc(),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("target", metavar="MODULE:CALLABLE")
-    p.add_argument("--loss", required=True,
-                   choices=("rs", "ap", "brs", "gap", "balanced-l1", "iou-neg-sampler"))
-    p.add_argument("--cases", choices=("all", "quick"), default="all")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument("--convention", choices=("rankref", "official"), default="rankref",
-                   help="official: the whole RS gradient is expected on the ranking output")
-    p.add_argument("--framework", choices=("auto", "numpy", "torch"), default="auto")
-    p.add_argument("--delta", type=float, default=None)
-    p.add_argument("--rtol", type=float, default=1e-4)
-    p.add_argument("--atol", type=float, default=1e-6)
+    crosscheck.add_parser(sub)
 
-    p = sub.add_parser("bench", help="the CPU benchmark tables")
-    p.add_argument("--quick", action="store_true", help="N up to 1e6 only")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--max-dense-seconds", type=float, default=60.0)
-    p.add_argument("--delta", type=float, default=0.5)
-    p.add_argument("--plot", metavar="OUT.png", help="time against N, log-log")
-    p.add_argument("--no-progress", action="store_true")
+    p = sub.add_parser(
+        "bench", help="the CPU benchmark tables", formatter_class=_HelpFormatter,
+        description="Time rank_sort_loss (dense oracle, published BRS, exact bucketed) on "
+                    "synthetic batches of N float32 logits, with ratios against np.sort of the "
+                    "same logits measured in the same run.  Rows are printed as they finish.")
+    p.add_argument("--quick", action="store_true",
+                   help="N in {1e5, 1e6} only (otherwise also 1e7)")
+    p.add_argument("--threads", type=_at_least(int, 1), default=1,
+                   help="threads of rankref's kernels (OpenMP)")
+    p.add_argument("--max-dense-seconds", type=_at_least(float, 0.0), default=60.0,
+                   help="run the dense oracle only where its estimate (from 10 positives) is "
+                        "below this many seconds; otherwise print the estimate")
+    p.add_argument("--delta", type=_at_least(float, 0.0), default=0.5,
+                   help="smoothing width of the relaxed step")
+    p.add_argument("--plot", nargs="?", const="rankref-bench.png", metavar="OUT.png",
+                   help="also draw time against N, log-log (a PNG; rankref-bench.png when no "
+                        "name is given)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (the bar needs tqdm and goes to stderr)")
 
     args = parser.parse_args(argv)
     if args.command == "demo":
+        if args.positives > args.anchors * args.classes:
+            demo_parser.error(f"--positives {args.positives} is more than the "
+                              f"{args.anchors} x {args.classes} entries of the batch")
         if args.plot:
             _need_matplotlib()
         demo(args.anchors, args.classes, args.positives, args.regime, args.seed)
         if args.plot:
-            print(f"\nwrote {plot_demo(args.plot)}")
+            path = plot_demo(args.plot, args.anchors, args.classes, args.positives, args.regime,
+                             args.seed)
+            print(f"\nwrote {path}")
         return 0
     if args.command == "crosscheck":
-        from .crosscheck import crosscheck, format_report, load_callable, to_json
-
-        try:
-            func = load_callable(args.target)
-        except Exception as exc:
-            print(f"rankref crosscheck: cannot load {args.target}: {exc}", file=sys.stderr)
-            return 2
-        results = crosscheck(func, args.loss, args.cases, args.convention, args.framework,
-                             args.rtol, args.atol, args.delta)
-        if args.json:
-            print(to_json(results))
-        else:
-            print(format_report(results, args.loss, args.target, args.rtol, args.atol))
-        return 0 if all(r["status"] == "pass" for r in results) else 1
+        return crosscheck.run(args)
     from ._bench import plot_ranking_bench, run_ranking_bench
 
     if args.plot:

@@ -9,8 +9,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _kernels
-from ._engine import BucketEngine
+from . import _kernels, _pairs
+from ._engine import BucketEngine, rescaled, stable_argsort
 from ._validation import (
     EPS,
     as_labels,
@@ -20,6 +20,7 @@ from ._validation import (
     nonfinite_error,
     raise_nonfinite,
 )
+from ._dense import _far_apart_ok
 from ._dense import heaviside as _h
 
 __all__ = ["ClassCounts", "GAPResult", "gap_loss"]
@@ -160,12 +161,13 @@ def _check_gap_inputs(xp, scores, labels, counts, delta, gamma, method, weights)
     d = check_delta(delta)
     g = check_nonnegative(gamma, "gamma")
     s = xp.asarray(scores)
-    if s.dtype.kind not in "fiu":
+    kind = s.dtype.kind if isinstance(s.dtype, np.dtype) else xp.dtype_kind(s.dtype)
+    if kind not in "fiu":
         raise ValueError(f"scores must be a real numeric array, got dtype {s.dtype}.")
     if s.ndim != 2:
         raise ValueError(
             f"scores must be 2-D [n, C] (one row per RoI, one column per foreground class, no "
-            f"background column); got shape {s.shape}."
+            f"background column); got shape {tuple(s.shape)}."
         )
     n, C = s.shape
     if C < 1:
@@ -240,15 +242,13 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
         raise_nonfinite(x, "scores")
         return GAPResult(0.0, 0.0, grad.reshape(n, C) if compute_grad else None, w)
 
-    # positives sorted by class (stable): class m occupies [start, stop)
+    # positives sorted by class (stable), for the dense oracle's class loop
     cls_all = y[fg_rows]
     order = np.argsort(cls_all, kind="stable")
     pos = fg_rows[order] * C + cls_all[order]
     cls = cls_all[order]
-    present, first, size = np.unique(cls, return_index=True, return_counts=True)
+    present, size = np.unique(cls, return_counts=True)
     grp = np.searchsorted(present, cls)
-    start = first[grp].astype(np.int64)
-    stop = (first + size)[grp].astype(np.int64)
     xp = x[pos].astype(np.float64)
     bad = _kernels.first_nonfinite(xp)
     if bad >= 0:
@@ -266,11 +266,15 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
         t[y < 0] = -1
         t.reshape(-1)[pos] = 1
         t = t.reshape(-1)
+        by_x = stable_argsort(xp)  # the engine takes the positives by logit
+        pos, cls, grp, A = pos[by_x], cls[by_x], grp[by_x], A[by_x]
+        x, xp, d = rescaled(x, pos, d)
         engine = BucketEngine(x, t, xp, d, name="scores")
         fp = engine.fp()
+        groups = _pairs.groups_of(cls)
         if not exclude_foreground:
-            fp = fp + _kernels.other_class_sums(xp, start, stop, d)
-        rank = _kernels.class_rank(xp, start, stop, d) + fp
+            fp = fp + _pairs.other_class_sums(xp, cls, d, groups)
+        rank = _pairs.class_rank(xp, cls, d, groups) + fp
         l = fp / rank
         loss = float((A * l).sum())
         if compute_grad:
@@ -279,13 +283,14 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
             engine.scatter(c, grad)
             pos_grad = np.where(gate, -A * l, 0.0)
             if not exclude_foreground:
-                pos_grad = pos_grad + _kernels.other_class_scatter(xp, start, stop, c, d)
+                pos_grad = pos_grad + _pairs.other_class_scatter(xp, cls, c, d, groups)
             grad[pos] = pos_grad
     per_class = np.bincount(grp, weights=l) / size
     return GAPResult(loss, float(per_class.mean()), grad.reshape(n, C) if compute_grad else None,
                      w)
 
 
+@_far_apart_ok
 def _gap_dense(x, y, n, C, pos, cls, present, w, delta, exclude_foreground):
     """The per-class O(P_m n C) oracle, literally Eqs. 6-11 with the official conventions."""
     x = x.astype(np.float64)

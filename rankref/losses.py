@@ -19,13 +19,14 @@ official class                                         rankref call
                                                        RS's ranking term on buckets, not AP Loss
 =====================================================  ==========================================
 """
+import functools
 from typing import NamedTuple
 
 import numpy as np
 
-from . import _kernels
+from . import _pairs
 from ._dense import ap_loss_dense, rank_sort_dense
-from ._engine import BucketEngine
+from ._engine import BucketEngine, rescaled, stable_argsort
 from ._validation import EPS, check_method, prepare_ranking, raise_nonfinite
 from .buckets import brs_runs
 
@@ -61,7 +62,7 @@ def _div(num, den, xp=np):
 
 
 def _rs_coefficients(fp, terms, xpos, tp, delta, Z, brs_guards,
-                     sorting_scatter=_kernels.rs_sorting_scatter, xp=np):
+                     sorting_scatter=_pairs.rs_sorting_scatter, xp=np):
     """Per-positive RS quantities from FP and the positive-positive sums.
 
     Returns ``(ranking_error, sorting_error, ranking_pos_grad, sorting_pos_grad, c)`` where
@@ -161,18 +162,21 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
         sg = sg.astype(gdt).reshape(shape)
         return RankSortResult(rl, sl, rg, sg, rg + sg)
 
-    xp = x[pos].astype(np.float64)
+    pos = pos[stable_argsort(x[pos])]  # by ascending logit, ties in index order
+    x, xp, d = rescaled(x, pos, d)
     tp = t[pos].astype(np.float64)
-    terms = _kernels.rs_positive_terms(xp, tp, d)
+    groups = _pairs.groups_of(tp)  # the IoU order, shared by the sorting terms and scatter
+    terms = _pairs.rs_terms(xp, tp, d, groups)
+    if method == "bucketed":
+        engine = BucketEngine(x, t, xp, d)
+        fp = engine.fp()
+    else:
+        raise_nonfinite(x)
+        runs = brs_runs(x, t, xp, d)
+        counts, means = runs["counts"], runs["means"]
+        nz = np.flatnonzero(counts[1:] > 0) + 1
+        fp = _pairs.prototype_fp(means[nz], counts[nz], xp, d)
     if not compute_grad:
-        if method == "bucketed":
-            fp = BucketEngine(x, t, xp, d).fp()
-        else:
-            raise_nonfinite(x)
-            runs = brs_runs(x, t, xp, d)
-            counts, means = runs["counts"], runs["means"]
-            nz = np.flatnonzero(counts[1:] > 0) + 1
-            fp = _kernels.prototype_fp(means[nz], counts[nz].astype(np.float64), xp, d)
         rank_pos, cur_num, tgt_num, tgt_den, _ = terms.T
         re = fp / (rank_pos + fp)
         se = cur_num / rank_pos - tgt_num / tgt_den
@@ -180,20 +184,14 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
     ranking_grad = np.zeros(n, dtype=gdt)
     grad = np.zeros(n, dtype=gdt)
     sorting_grad = np.zeros(n, dtype=gdt)
+    re, se, r_pos, s_pos, c = _rs_coefficients(
+        fp, terms, xp, tp, d, Z, method == "brs",
+        functools.partial(_pairs.rs_sorting_scatter, groups=groups))
     if method == "bucketed":
-        engine = BucketEngine(x, t, xp, d)
-        fp = engine.fp()
-        re, se, r_pos, s_pos, c = _rs_coefficients(fp, terms, xp, tp, d, Z, False)
         engine.scatter(c, ranking_grad, grad)
     else:
-        raise_nonfinite(x)
-        runs = brs_runs(x, t, xp, d)
-        counts, means = runs["counts"], runs["means"]
-        nz = np.flatnonzero(counts[1:] > 0) + 1
-        fp = _kernels.prototype_fp(means[nz], counts[nz].astype(np.float64), xp, d)
-        re, se, r_pos, s_pos, c = _rs_coefficients(fp, terms, xp, tp, d, Z, True)
         per_member = np.zeros(counts.shape[0])
-        per_member[nz] = _kernels.prototype_grad(means[nz], xp, c, d)
+        per_member[nz] = _pairs.prototype_grad(means[nz], xp, c, d)
         g = per_member[runs["ids_rel"]].astype(gdt)
         ranking_grad[runs["rel"]] = g
         grad[runs["rel"]] = g
@@ -260,16 +258,15 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
         loss, g = ap_loss_dense(x, t, d, bool(interpolate))
         return APLossResult(loss, g.astype(gdt).reshape(shape) if compute_grad else None)
 
-    xp = x[pos].astype(np.float64)
+    pos = pos[stable_argsort(x[pos])]  # by ascending logit, ties in index order
+    x, xp, d = rescaled(x, pos, d)
     engine = BucketEngine(x, t, xp, d)
     fp = engine.fp()
-    rank_pos = 1.0 + _kernels.positive_rank_others(xp, d)
+    rank_pos = 1.0 + (_pairs.rank_pos(xp, d) - (0.5 if d > 0.0 else 1.0))  # self counts 1
     rank = rank_pos + fp
     prec = rank_pos / rank
     if interpolate:
-        order = np.argsort(xp, kind="stable")
-        m = np.empty_like(prec)
-        m[order] = np.maximum.accumulate(prec[order])
+        m = np.maximum.accumulate(prec)  # running maximum over ascending logits
     else:
         m = prec
     if not compute_grad:

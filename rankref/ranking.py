@@ -3,8 +3,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _kernels
-from ._engine import BucketEngine
+from . import _kernels, _pairs
+from ._engine import BucketEngine, rescaled, stable_argsort
 from ._validation import (
     as_logits,
     as_targets,
@@ -46,17 +46,19 @@ def heaviside(u, delta):
 def _heaviside(xp, u, delta):
     d = check_delta(delta)
     arr = xp.asarray(u)
-    if arr.dtype.kind not in "fiu":
+    kind = arr.dtype.kind if isinstance(arr.dtype, np.dtype) else xp.dtype_kind(arr.dtype)
+    if kind not in "fiu":
         raise ValueError(f"u must be a real numeric array, got dtype {arr.dtype}.")
-    arr = arr.astype(np.float64)
+    arr = xp.asarray(arr, dtype=xp.float64)
     if bool(xp.isnan(arr).any()):
         raise ValueError("u must not contain NaN (the step is undefined there).")
     if d > 0:
         with np.errstate(over="ignore"):  # arr / d = +-inf is right (H = 1 or 0); no 2d
             out = xp.clip((arr / d) / 2.0 + 0.5, 0.0, 1.0)
     else:
-        out = (arr >= 0).astype(np.float64)
-    return float(out) if out.ndim == 0 else out
+        out = xp.asarray(arr >= 0, dtype=xp.float64)
+    # a NumPy 0-d result is a float; other libraries keep their 0-d array (no device sync)
+    return float(out) if isinstance(out, (np.ndarray, np.generic)) and out.ndim == 0 else out
 
 
 def sort_scores(logits, descending=True):
@@ -80,18 +82,19 @@ def sort_scores(logits, descending=True):
 
 def _sort_scores(xp, logits, descending):
     arr = xp.asarray(logits)
-    if arr.dtype.kind not in "fiu":
+    kind = arr.dtype.kind if isinstance(arr.dtype, np.dtype) else xp.dtype_kind(arr.dtype)
+    if kind not in "fiu":
         raise ValueError(f"logits must be a real numeric array, got dtype {arr.dtype}.")
     flat = arr.reshape(-1)
-    if arr.dtype.kind == "f" and bool(xp.isnan(flat).any()):
+    if kind == "f" and bool(xp.isnan(flat).any()):
         bad = int(xp.flatnonzero(xp.isnan(flat))[0])
         raise ValueError(f"logits must not contain NaN (flat entry {bad}); NaN has no rank.")
     if not descending:
-        return xp.argsort(flat, kind="stable").astype(np.int64)
+        return xp.asarray(xp.argsort(flat, kind="stable"), dtype=xp.int64)
     n = flat.shape[0]
     # stable descending order: reverse the stable ascending order of the reversed array
-    asc = xp.argsort(flat[::-1], kind="stable")
-    return (n - 1 - asc[::-1]).astype(np.int64)
+    asc = xp.argsort(xp.flip(flat), kind="stable")
+    return xp.asarray(n - 1 - xp.flip(asc), dtype=xp.int64)
 
 
 class RelaxedRanks(NamedTuple):
@@ -117,7 +120,8 @@ def relaxed_ranks(logits, targets, delta=0.5):
         \mathrm{rank}(i) = \mathrm{rank}^+(i) + \mathrm{FP}(i).
 
     The self term counts ``H(0)`` (1/2 for ``delta > 0``, 1 at ``delta = 0``), as in RS and GAP
-    loss.  FP is computed exactly with the bucket engine, in O(N log P + P^2).
+    loss.  FP is computed exactly with the bucket engine, in O(N + P log P) after the sort of
+    the 2P thresholds, whatever delta.
 
     Parameters
     ----------
@@ -136,9 +140,12 @@ def relaxed_ranks(logits, targets, delta=0.5):
         raise_nonfinite(x)
         empty = np.zeros(0, dtype=np.float64)
         return RelaxedRanks(pos, empty, empty.copy(), empty.copy())
-    xp = x[pos].astype(np.float64)
-    fp = BucketEngine(x, t, xp, d).fp()
-    rank_pos = _kernels.rs_positive_terms(xp, np.zeros_like(xp), d)[:, 0].copy()
+    order = stable_argsort(x[pos])
+    x, xp, d = rescaled(x, pos[order], d)
+    fp = np.empty(pos.shape[0])
+    rank_pos = np.empty(pos.shape[0])
+    fp[order] = BucketEngine(x, t, xp, d).fp()
+    rank_pos[order] = _pairs.rank_pos(xp, d)
     return RelaxedRanks(pos, rank_pos, fp, rank_pos + fp)
 
 

@@ -25,11 +25,12 @@ def _positive(value, name):
 
 def _real_array(a, name, xp=np):
     arr = xp.asarray(a)
-    if arr.dtype.kind not in "fiu":
+    kind = arr.dtype.kind if isinstance(arr.dtype, np.dtype) else xp.dtype_kind(arr.dtype)
+    if kind not in "fiu":
         raise ValueError(f"{name} must be a real numeric array, got dtype {arr.dtype}.")
-    arr = arr.astype(np.float64)
+    arr = xp.asarray(arr, dtype=xp.float64)  # (read only: no copy is needed)
     bad = xp.flatnonzero(~xp.isfinite(arr.reshape(-1)))
-    if bad.size:
+    if bad.shape[0]:
         b = int(bad[0])
         raise ValueError(f"{name} must be finite, but flat entry {b} is "
                          f"{float(arr.reshape(-1)[b])!r}.")
@@ -74,7 +75,8 @@ def _balanced_l1(xp, pred, target, alpha, gamma, beta):
     p = _real_array(pred, "pred", xp)
     t = _real_array(target, "target", xp)
     if p.shape != t.shape:
-        raise ValueError(f"pred has shape {p.shape} but target has shape {t.shape}.")
+        raise ValueError(f"pred has shape {tuple(p.shape)} but target has shape "
+                         f"{tuple(t.shape)}.")
     diff = p - t
     x = xp.abs(diff)
     b = math.exp(g / a) - 1.0
@@ -145,13 +147,13 @@ def lgr_cross_entropy(logits, labels, alpha=0.5, gamma=1.0):
 def _lgr_cross_entropy(xp, logits, labels, alpha, gamma):
     z = _real_array(logits, "logits", xp)
     if z.ndim != 2 or z.shape[1] < 1:
-        raise ValueError(f"logits must be 2-D [n, K], got shape {z.shape}.")
+        raise ValueError(f"logits must be 2-D [n, K], got shape {tuple(z.shape)}.")
     n, K = z.shape
     y = as_labels(labels, n, K - 1, xp=xp)
     if bool((y == K).any()):
         raise ValueError(f"labels must be in [0, {K}) or -1, got {K}.")
-    shifted = z - z.max(axis=1, keepdims=True)
-    logp = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+    shifted = z - xp.max(z, axis=1, keepdims=True)
+    logp = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
     p = xp.exp(logp)
     rows = xp.flatnonzero(y >= 0)
     lp = logp[rows, y[rows]]

@@ -1,16 +1,52 @@
 # ruff: noqa: F401  (a re-export module; __all__ is rankref.__all__)
-"""rankref_gpu: rankref's public API on CuPy arrays, for GPU-scale N (the cupyx.scipy model).
+"""rankref_gpu: rankref's public API on NumPy arrays, CuPy arrays and torch tensors.
 
-The same function names, signatures, defaults, return types and errors as :mod:`rankref`.
-Everything is built from array primitives that NumPy and CuPy share (sort of the 2P breakpoints,
-``searchsorted``, ``bincount`` with weights, ``cumsum``, gathers, ``where``), and the array
-module is picked from the inputs: CuPy arrays run on the GPU, NumPy arrays on the CPU, so the
-whole GPU code path is exercised without a GPU and can be compared with rankref anywhere.
-``import rankref_gpu`` does not need CuPy.
+The same function names, signatures, defaults, return types and errors as :mod:`rankref`,
+built from array primitives only (sort of the 2P breakpoints, ``searchsorted``, per-bucket
+sums, ``cumsum``, gathers, ``where``) through a small namespace layer
+(:mod:`rankref_gpu._backend`).
 
-Documented differences from rankref: on CuPy, float sums made by ``bincount`` use atomic
-additions, so losses and gradients are reproducible to round-off rather than bitwise (integer
-outputs are exact); the samplers draw on the host (see :mod:`rankref_gpu.sampling`).
+**What runs where.**  Each call runs on the library and device of its array inputs: the first
+torch tensor or CuPy array among them decides, other inputs (lists, NumPy arrays) are copied to
+it.
+
+==================  ===================  ===============================================
+inputs              computes on          results
+==================  ===================  ===============================================
+NumPy arrays/lists  CPU (NumPy)          NumPy arrays; loss values Python floats
+CuPy arrays         their GPU (CuPy)     CuPy arrays on that GPU; loss values 0-d arrays
+torch tensors       their device         tensors on that device; loss values 0-d tensors
+==================  ===================  ===============================================
+
+NumPy input is the CPU test path of the very code that runs on the GPU: its results equal
+rankref's to round-off.  Torch tensors may be on the CPU or on CUDA, of any dtype rankref
+accepts (float16, bfloat16, float32, float64, integers), contiguous or not, with or without
+``requires_grad`` (inputs are detached; nothing is recorded for autograd).  The device must
+support float64 (CPU and CUDA do; Apple's MPS does not).
+
+**Dtypes.**  Sums are accumulated in float64.  Gradients have rankref's dtype: float32 for
+float16, bfloat16 and float32 logits, float64 for float64 and integer logits.  Loss values are
+float64 (0-d on devices), relaxed ranks, edges, sums and means float64, indices and counts
+int64.
+
+**Host round trips.**  None of N-sized data: loss values stay on the device until the caller
+asks for ``float(value)``.  A call makes O(1) device syncs, independent of N and P, for the
+sizes that depend on the data: one for the validity checks (two flags), one for the number of
+positives, a few for the chunking of the window sums and for BRS runs or GAP classes.  On error
+the offending entry is located, as rankref does.  The samplers, ``bucketed_class_weights``
+(C values), ``foreground_prior`` (Python ints) and GAP's omega (C values) run on the host.
+
+**Reproducibility.**  Integer results (indices, counts, bucket ids) are exact everywhere.
+Float results are bitwise reproducible, run to run and whatever the number of threads, on NumPy
+and on torch CPU.  On CUDA the per-bucket and per-window float sums use atomic additions
+(``index_add_``), reproducible to round-off; with ``torch.use_deterministic_algorithms(True)``
+torch switches them to its sorted deterministic accumulation and rankref_gpu replaces float
+``cumsum`` (which torch refuses there) by a fixed-order scan, so results are bitwise
+reproducible.  CuPy has no such mode: its float sums are reproducible to round-off.
+
+``import rankref_gpu`` imports neither CuPy nor torch.  Documented differences from rankref: the
+loss values of device inputs are 0-d arrays, not floats; ``ClassCounts.update`` accepts device
+labels; the samplers also accept a ``cupy.random.Generator`` or a ``torch.Generator``.
 """
 import rankref
 from rankref.buckets import Buckets

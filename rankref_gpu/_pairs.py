@@ -1,6 +1,7 @@
 """Positive-positive terms and BRS prototypes as chunked dense array operations (O(P^2)).
 
-These mirror the Cython kernels of :mod:`rankref._kernels` with array primitives only.
+These mirror the Cython kernels of :mod:`rankref._kernels` with array primitives only; every
+temporary is a chunk of at most ``CHUNK`` elements (no P x N array, no unbounded P x P one).
 """
 import numpy as np
 
@@ -8,9 +9,11 @@ from ._backend import chunks
 
 
 def heaviside(xp, u, delta):
+    """H_delta(u) = clip(1/2 + (u / delta) / 2, 0, 1), or [u >= 0] at delta = 0 (float64)."""
     if delta > 0:
-        return xp.clip((u / delta) / 2.0 + 0.5, 0.0, 1.0)
-    return (u >= 0).astype(np.float64)
+        with np.errstate(over="ignore"):  # u / delta = +-inf is right (H = 1 or 0)
+            return xp.clip((u / delta) / 2.0 + 0.5, 0.0, 1.0)
+    return xp.astype(u >= 0, np.float64)
 
 
 def rs_positive_terms(xp, xpos, tp, delta):
@@ -20,11 +23,11 @@ def rs_positive_terms(xp, xpos, tp, delta):
         h = heaviside(xp, xpos[None, :] - xpos[i0:i1, None], delta)
         q = h * (1.0 - tp)[None, :]
         ge = tp[None, :] >= tp[i0:i1, None]
-        out[i0:i1, 0] = h.sum(1)
-        out[i0:i1, 1] = q.sum(1)
-        out[i0:i1, 2] = (q * ge).sum(1)
-        out[i0:i1, 3] = (h * ge).sum(1)
-        out[i0:i1, 4] = (h * ~ge).sum(1)
+        out[i0:i1, 0] = xp.sum(h, axis=1)
+        out[i0:i1, 1] = xp.sum(q, axis=1)
+        out[i0:i1, 2] = xp.sum(q * ge, axis=1)
+        out[i0:i1, 3] = xp.sum(h * ge, axis=1)
+        out[i0:i1, 4] = xp.sum(h * ~ge, axis=1)
     return out
 
 
@@ -33,7 +36,7 @@ def rs_sorting_scatter(xp, xpos, tp, w, delta):
     out = xp.zeros(P)
     for k0, k1 in chunks(P, P):  # g_k = sum_{i: t_k < t_i} H(x_k - x_i) w_i
         h = heaviside(xp, xpos[k0:k1, None] - xpos[None, :], delta)
-        out[k0:k1] = ((tp[k0:k1, None] < tp[None, :]) * h * w[None, :]).sum(1)
+        out[k0:k1] = xp.sum((tp[k0:k1, None] < tp[None, :]) * h * w[None, :], axis=1)
     return out
 
 
@@ -43,7 +46,7 @@ def positive_rank_others(xp, xpos, delta):
     for i0, i1 in chunks(P, P):
         h = heaviside(xp, xpos[None, :] - xpos[i0:i1, None], delta)
         h[xp.arange(i1 - i0), xp.arange(i0, i1)] = 0.0
-        out[i0:i1] = h.sum(1)
+        out[i0:i1] = xp.sum(h, axis=1)
     return out
 
 
@@ -54,7 +57,7 @@ def group_sums(xp, xpos, grp, delta, same):
     for i0, i1 in chunks(P, P):
         h = heaviside(xp, xpos[None, :] - xpos[i0:i1, None], delta)
         eq = grp[None, :] == grp[i0:i1, None]
-        out[i0:i1] = (h * (eq if same else ~eq)).sum(1)
+        out[i0:i1] = xp.sum(h * (eq if same else ~eq), axis=1)
     return out
 
 
@@ -63,7 +66,7 @@ def other_class_scatter(xp, xpos, grp, c, delta):
     out = xp.zeros(P)
     for k0, k1 in chunks(P, P):
         h = heaviside(xp, xpos[k0:k1, None] - xpos[None, :], delta)
-        out[k0:k1] = ((grp[k0:k1, None] != grp[None, :]) * h * c[None, :]).sum(1)
+        out[k0:k1] = xp.sum((grp[k0:k1, None] != grp[None, :]) * h * c[None, :], axis=1)
     return out
 
 
@@ -71,8 +74,8 @@ def prototype_fp(xp, means, n_b, xpos, delta):
     P, B = xpos.shape[0], means.shape[0]
     out = xp.zeros(P)
     for i0, i1 in chunks(P, B):
-        out[i0:i1] = (n_b[None, :] * heaviside(xp, means[None, :] - xpos[i0:i1, None],
-                                               delta)).sum(1)
+        out[i0:i1] = xp.sum(n_b[None, :] * heaviside(xp, means[None, :] - xpos[i0:i1, None],
+                                                     delta), axis=1)
     return out
 
 
@@ -80,6 +83,6 @@ def prototype_grad(xp, means, xpos, c, delta):
     P, B = xpos.shape[0], means.shape[0]
     out = xp.zeros(B)
     for b0, b1 in chunks(B, P):
-        out[b0:b1] = (c[None, :] * heaviside(xp, means[b0:b1, None] - xpos[None, :],
-                                             delta)).sum(1)
+        out[b0:b1] = xp.sum(c[None, :] * heaviside(xp, means[b0:b1, None] - xpos[None, :],
+                                                   delta), axis=1)
     return out

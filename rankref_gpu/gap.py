@@ -1,85 +1,100 @@
-"""GAP loss (ROG) and ClassCounts on any array module."""
+"""GAP loss (ROG) and ClassCounts on any namespace."""
 import numpy as np
 
 import rankref
 from rankref.gap import GAPResult, _check_gap_inputs
+from rankref._validation import as_labels
 
-from ._backend import array_module, to_host
+from ._backend import _library, namespace
 from ._engine import BucketEngine
-from ._mirror import mirror
-from ._pairs import group_sums, other_class_scatter
-from ._validation import EPS, raise_nonfinite
+from ._mirror import LOSS_VALUES, mirror
+from ._pairs import group_sums, heaviside, other_class_scatter
+from ._validation import EPS, grad_dtype, raise_nonfinite
 
 __all__ = ["ClassCounts", "gap_loss"]
 
 
 class ClassCounts(rankref.ClassCounts):
     __doc__ = rankref.ClassCounts.__doc__ + (
-        "\n    rankref_gpu mirror: the counts stay on the host (C values); ``update`` accepts NumPy "
-        "or CuPy labels.\n")
+        "\n    rankref_gpu mirror: the counts stay on the host (C floats); ``update`` accepts "
+        "NumPy, CuPy or torch labels\n    and copies only the C per-class counts to the host.\n")
 
     def update(self, labels):
-        return super().update(to_host(labels))
+        xp = namespace(labels)
+        if xp.name == "numpy":
+            return super().update(labels)
+        y = xp.asarray(labels)
+        y = as_labels(y.reshape(-1), xp.size(y), self.num_classes, xp=xp)
+        fg = y[(y >= 0) & (y < self.num_classes)]
+        self.counts += xp.to_host(xp.count(fg, self.num_classes))
+        return self
 
 
-@mirror(rankref.gap_loss)
+def _host(a):
+    """Counts or weights given as a CuPy array or torch tensor: their C values on the host."""
+    return namespace(a).to_host(a) if _library(a) is not None else a
+
+
+@mirror(rankref.gap_loss, LOSS_VALUES + " ``weights`` (omega, C values) is computed on "
+        "the host from ``counts`` and sent to the device.")
 def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
              exclude_foreground=True, weights=None, *, compute_grad=True):
-    xp = array_module(scores, labels)
-    s, y, w_host, d = _check_gap_inputs(xp, scores, labels, counts, delta, gamma, method,
-                                        to_host(weights) if weights is not None else None)
+    xp = namespace(scores, labels)
+    s, y, w_host, d = _check_gap_inputs(xp, scores, labels, _host(counts), delta, gamma, method,
+                                        _host(weights))
     n, C = s.shape
     w = xp.asarray(w_host)
-    gdt = np.float32 if s.dtype in (np.float16, np.float32) else np.float64
-    x = xp.ascontiguousarray(s, dtype=gdt).reshape(-1)
-    raise_nonfinite(xp, x, "scores")
-    grad = xp.zeros(n * C, dtype=gdt)
+    x = xp.ascontiguousarray(s, dtype=grad_dtype(xp, s.dtype)).reshape(-1)
+    gdt = x.dtype
     fg_rows = xp.flatnonzero((y >= 0) & (y < C))
-    if fg_rows.size == 0:
-        return GAPResult(0.0, 0.0, grad.reshape(n, C) if compute_grad else None, w)
+    if fg_rows.shape[0] == 0:
+        raise_nonfinite(xp, x, "scores")
+        return GAPResult(xp.scalar(0.0), xp.scalar(0.0),
+                         xp.zeros((n, C), dtype=gdt) if compute_grad else None, w)
+    # positives sorted by class (stable): class m occupies a contiguous segment
     cls_all = y[fg_rows]
     order = xp.argsort(cls_all, kind="stable")
     pos = fg_rows[order] * C + cls_all[order]
     cls = cls_all[order]
-    present, first, size = (xp.asarray(a) for a in np.unique(to_host(cls), return_index=True,
-                                                           return_counts=True))
+    raise_nonfinite(xp, x, "scores", first=pos)  # rankref checks the positives first
+    present, first, size = xp.unique_sorted(cls)
+    k = present.shape[0]
     grp = xp.searchsorted(present, cls)
-    xpos = x[pos].astype(np.float64)
-    A = w[cls] / (size[grp] * present.size)
+    xpos = xp.astype(x[pos], np.float64)
+    A = w[cls] / (size[grp] * k)
     t = xp.zeros((n, C), dtype=np.int8)
     t[y < 0] = -1
-    t.reshape(-1)[pos] = 1
     t = t.reshape(-1)
-    if method == "dense":
-        # per class, every negative: the same sums as the bucket engine, densely (chunked)
-        from ._pairs import heaviside
-
-        fp = xp.zeros(pos.size)
+    t[pos] = 1
+    if method == "dense":  # every negative against every positive (P launches, no P x N array)
+        fp = xp.zeros(pos.shape[0])
         negs = xp.flatnonzero(t == 0)
-        xn = x[negs].astype(np.float64)
-        for i0 in range(pos.size):
-            fp[i0] = heaviside(xp, xn - xpos[i0], d).sum()
+        xn = xp.astype(x[negs], np.float64)
+        for i in range(pos.shape[0]):
+            fp[i] = xp.sum(heaviside(xp, xn - xpos[i], d))
     else:
-        engine = BucketEngine(xp, x, t, xpos, d, name="scores")
+        engine = BucketEngine(xp, x, t, xpos, d)
         fp = engine.fp()
     if not exclude_foreground:
         fp = fp + group_sums(xp, xpos, grp, d, same=False)
     rank = group_sums(xp, xpos, grp, d, same=True) + fp
     lval = fp / rank
-    per_class = xp.bincount(grp, weights=lval, minlength=present.size) / size
+    per_class = xp.segment_sum(grp, lval, k) / size
+    loss, ranking_error = xp.scalar(xp.sum(A * lval)), xp.scalar(xp.mean(per_class))
     if not compute_grad:
-        return GAPResult(float((A * lval).sum()), float(per_class.mean()), None, w)
+        return GAPResult(loss, ranking_error, None, w)
+    grad = xp.zeros(n * C, dtype=gdt)
     gate = fp > EPS
     c = xp.where(gate, A / rank, 0.0)
     if method == "dense":
-        acc = xp.zeros(negs.size)
-        for i0 in range(pos.size):
-            acc += heaviside(xp, xn - xpos[i0], d) * c[i0]
-        grad[negs] = acc.astype(gdt)
+        acc = xp.zeros(negs.shape[0])
+        for i in range(pos.shape[0]):
+            acc += heaviside(xp, xn - xpos[i], d) * c[i]
+        grad[negs] = xp.astype(acc, gdt)
     else:
         engine.scatter(c, grad)
     pos_grad = xp.where(gate, -A * lval, 0.0)
     if not exclude_foreground:
         pos_grad = pos_grad + other_class_scatter(xp, xpos, grp, c, d)
-    grad[pos] = pos_grad.astype(gdt)
-    return GAPResult(float((A * lval).sum()), float(per_class.mean()), grad.reshape(n, C), w)
+    grad[pos] = xp.astype(pos_grad, gdt)
+    return GAPResult(loss, ranking_error, grad.reshape(n, C), w)

@@ -1,14 +1,14 @@
-"""rank_sort_loss (RS, BRS) and ap_loss on any array module."""
+"""rank_sort_loss (RS, BRS) and ap_loss on any namespace."""
 import numpy as np
 
 import rankref
 from rankref.buckets import brs_runs
 from rankref.losses import APLossResult, RankSortResult, _div, _rs_coefficients
 
-from ._backend import array_module
-from ._dense import _running_max, ap_loss_dense, rank_sort_dense
+from ._backend import namespace
+from ._dense import ap_loss_dense, rank_sort_dense, running_max
 from ._engine import BucketEngine
-from ._mirror import mirror
+from ._mirror import LOSS_VALUES, mirror
 from ._pairs import (
     positive_rank_others,
     prototype_fp,
@@ -21,41 +21,47 @@ from ._validation import check_method, prepare_ranking
 __all__ = ["rank_sort_loss", "ap_loss"]
 
 
-@mirror(rankref.rank_sort_loss)
+def _brs_fp(xp, x, t, xpos, d):
+    runs = brs_runs(x, t, xpos, d, xp=xp)
+    counts, means = runs["counts"], runs["means"]
+    nz = xp.flatnonzero(counts[1:] > 0) + 1
+    fp = prototype_fp(xp, means[nz], xp.astype(counts[nz], np.float64), xpos, d)
+    return runs, nz, fp
+
+
+@mirror(rankref.rank_sort_loss, LOSS_VALUES)
 def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_grad=True):
     check_method(method, ("bucketed", "dense", "brs"), "rank_sort_loss")
-    xp = array_module(logits, targets)
+    xp = namespace(logits, targets)
     x, t, pos, shape, gdt, d = prepare_ranking(xp, logits, targets, delta, False,
                                                "rank_sort_loss")
     n = x.shape[0]
     Z = pos.shape[0]
     if Z == 0:
+        zero = xp.scalar(0.0)
         if not compute_grad:
-            return RankSortResult(0.0, 0.0, None, None, None)
-        zero = xp.zeros(shape, dtype=gdt)
-        return RankSortResult(0.0, 0.0, zero, zero.copy(), zero.copy())
+            return RankSortResult(zero, xp.scalar(0.0), None, None, None)
+        g = xp.zeros(shape, dtype=gdt)
+        return RankSortResult(zero, xp.scalar(0.0), g, xp.copy(g), xp.copy(g))
     if method == "dense":
         rl, sl, rg, sg = rank_sort_dense(xp, x, t, d)
         if not compute_grad:
-            return RankSortResult(rl, sl, None, None, None)
-        rg = rg.astype(gdt).reshape(shape)
-        sg = sg.astype(gdt).reshape(shape)
-        return RankSortResult(rl, sl, rg, sg, rg + sg)
-    xpos = x[pos].astype(np.float64)
-    tp = t[pos].astype(np.float64)
+            return RankSortResult(xp.scalar(rl), xp.scalar(sl), None, None, None)
+        rg = xp.astype(rg, gdt).reshape(shape)
+        sg = xp.astype(sg, gdt).reshape(shape)
+        return RankSortResult(xp.scalar(rl), xp.scalar(sl), rg, sg, rg + sg)
+    xpos = xp.astype(x[pos], np.float64)
+    tp = xp.astype(t[pos], np.float64)
     terms = rs_positive_terms(xp, xpos, tp, d)
     if not compute_grad:
         if method == "bucketed":
             fp = BucketEngine(xp, x, t, xpos, d).fp()
         else:
-            runs = brs_runs(x, t, xpos, d, xp=xp)
-            counts, means = runs["counts"], runs["means"]
-            nz = xp.flatnonzero(counts[1:] > 0) + 1
-            fp = prototype_fp(xp, means[nz], counts[nz].astype(np.float64), xpos, d)
+            fp = _brs_fp(xp, x, t, xpos, d)[2]
         rank_pos, cur_num, tgt_num, tgt_den = terms[:, 0], terms[:, 1], terms[:, 2], terms[:, 3]
         re = fp / (rank_pos + fp)
         se = cur_num / rank_pos - tgt_num / tgt_den
-        return RankSortResult(float(re.mean()), float(se.mean()), None, None, None)
+        return RankSortResult(xp.scalar(xp.mean(re)), xp.scalar(xp.mean(se)), None, None, None)
     ranking_grad = xp.zeros(n, dtype=gdt)
     grad = xp.zeros(n, dtype=gdt)
     sorting_grad = xp.zeros(n, dtype=gdt)
@@ -69,26 +75,23 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
         re, se, r_pos, s_pos, c = _rs_coefficients(fp, terms, xpos, tp, d, Z, False, scatter, xp)
         engine.scatter(c, ranking_grad, grad)
     else:
-        runs = brs_runs(x, t, xpos, d, xp=xp)
-        counts, means = runs["counts"], runs["means"]
-        nz = xp.flatnonzero(counts[1:] > 0) + 1
-        fp = prototype_fp(xp, means[nz], counts[nz].astype(np.float64), xpos, d)
+        runs, nz, fp = _brs_fp(xp, x, t, xpos, d)
         re, se, r_pos, s_pos, c = _rs_coefficients(fp, terms, xpos, tp, d, Z, True, scatter, xp)
-        per_member = xp.zeros(counts.shape[0])
-        per_member[nz] = prototype_grad(xp, means[nz], xpos, c, d)
-        g = per_member[runs["ids_rel"]].astype(gdt)
+        per_member = xp.zeros(runs["counts"].shape[0])
+        per_member[nz] = prototype_grad(xp, runs["means"][nz], xpos, c, d)
+        g = xp.astype(per_member[runs["ids_rel"]], gdt)
         ranking_grad[runs["rel"]] = g
         grad[runs["rel"]] = g
-    ranking_grad[pos] = r_pos.astype(gdt)
-    sorting_grad[pos] = s_pos.astype(gdt)
+    ranking_grad[pos] = xp.astype(r_pos, gdt)
+    sorting_grad[pos] = xp.astype(s_pos, gdt)
     grad[pos] = ranking_grad[pos] + sorting_grad[pos]
     return RankSortResult(
-        float(re.mean()), float(se.mean()), ranking_grad.reshape(shape),
+        xp.scalar(xp.mean(re)), xp.scalar(xp.mean(se)), ranking_grad.reshape(shape),
         sorting_grad.reshape(shape), grad.reshape(shape),
     )
 
 
-@mirror(rankref.ap_loss)
+@mirror(rankref.ap_loss, LOSS_VALUES)
 def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
             compute_grad=True):
     if method == "brs":
@@ -97,27 +100,28 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
             "is RS's ranking term). Use method='bucketed' (exact) or 'dense' for ap_loss."
         )
     check_method(method, ("bucketed", "dense"), "ap_loss")
-    xp = array_module(logits, targets)
+    xp = namespace(logits, targets)
     x, t, pos, shape, gdt, d = prepare_ranking(xp, logits, targets, delta, True, "ap_loss")
     n = x.shape[0]
     Z = pos.shape[0]
     if Z == 0:
-        return APLossResult(0.0, xp.zeros(shape, dtype=gdt) if compute_grad else None)
+        return APLossResult(xp.scalar(0.0), xp.zeros(shape, dtype=gdt) if compute_grad else None)
     if method == "dense":
         loss, g = ap_loss_dense(xp, x, t, d, bool(interpolate))
-        return APLossResult(loss, g.astype(gdt).reshape(shape) if compute_grad else None)
-    xpos = x[pos].astype(np.float64)
+        return APLossResult(xp.scalar(loss),
+                            xp.astype(g, gdt).reshape(shape) if compute_grad else None)
+    xpos = xp.astype(x[pos], np.float64)
     engine = BucketEngine(xp, x, t, xpos, d)
     fp = engine.fp()
     rank_pos = 1.0 + positive_rank_others(xp, xpos, d)
     rank = rank_pos + fp
     prec = rank_pos / rank
-    m = _running_max(xp, xpos, prec) if interpolate else prec
+    m = running_max(xp, xpos, prec) if interpolate else prec
     if not compute_grad:
-        return APLossResult(float(1.0 - m.mean()), None)
+        return APLossResult(xp.scalar(1.0 - xp.mean(m)), None)
     on_max = prec >= m
     c = xp.where(on_max, (1.0 / rank) / Z, (_div(1.0 - m, 1.0 - prec, xp) / rank) / Z)
     grad = xp.zeros(n, dtype=gdt)
     engine.scatter(c, grad)
-    grad[pos] = (-(1.0 - m) / Z).astype(gdt)
-    return APLossResult(float(1.0 - m.mean()), grad.reshape(shape))
+    grad[pos] = xp.astype(-(1.0 - m) / Z, gdt)
+    return APLossResult(xp.scalar(1.0 - xp.mean(m)), grad.reshape(shape))

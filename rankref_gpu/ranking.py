@@ -1,69 +1,77 @@
-"""Relaxed step, stable sorting, relaxed ranks and exact AP on any array module."""
+"""Relaxed step, stable sorting, relaxed ranks and exact AP on any namespace."""
 import numpy as np
 
 import rankref
 from rankref.ranking import RelaxedRanks, _heaviside, _sort_scores
 
-from ._backend import array_module
+from ._backend import namespace
+from ._dense import running_max
 from ._engine import BucketEngine
 from ._mirror import mirror
 from ._pairs import rs_positive_terms
-from ._validation import as_logits, as_targets, nonfinite_error, prepare_ranking
+from ._validation import (
+    as_logits,
+    as_targets,
+    first_true,
+    prepare_ranking,
+    raise_nonfinite_found,
+)
 
 
-@mirror(rankref.heaviside)
+@mirror(rankref.heaviside, "A scalar ``u`` gives a Python float on NumPy and a 0-d float64 "
+        "array on the device otherwise.")
 def heaviside(u, delta):
-    return _heaviside(array_module(u), u, delta)
+    return _heaviside(namespace(u), u, delta)
 
 
 @mirror(rankref.sort_scores)
 def sort_scores(logits, descending=True):
-    return _sort_scores(array_module(logits), logits, descending)
+    return _sort_scores(namespace(logits), logits, descending)
 
 
 @mirror(rankref.relaxed_ranks)
 def relaxed_ranks(logits, targets, delta=0.5):
-    xp = array_module(logits, targets)
+    xp = namespace(logits, targets)
     x, t, pos, shape, _, d = prepare_ranking(xp, logits, targets, delta, False, "relaxed_ranks")
-    if pos.size == 0:
+    if pos.shape[0] == 0:
         empty = xp.zeros(0)
-        return RelaxedRanks(pos, empty, empty.copy(), empty.copy())
-    xpos = x[pos].astype(np.float64)
+        return RelaxedRanks(pos, empty, xp.copy(empty), xp.copy(empty))
+    xpos = xp.astype(x[pos], np.float64)
     fp = BucketEngine(xp, x, t, xpos, d).fp()
-    rank_pos = rs_positive_terms(xp, xpos, xp.zeros_like(xpos), d)[:, 0].copy()
+    rank_pos = xp.copy(rs_positive_terms(xp, xpos, xp.zeros_like(xpos), d)[:, 0])
     return RelaxedRanks(pos, rank_pos, fp, rank_pos + fp)
 
 
-@mirror(rankref.average_precision)
+@mirror(rankref.average_precision, "The result is a Python float on NumPy and a 0-d float64 "
+        "array on the device otherwise.")
 def average_precision(scores, labels, interpolate=False):
-    xp = array_module(scores, labels)
+    xp = namespace(scores, labels)
     x, shape, _ = as_logits(scores, name="scores", xp=xp)
     t = as_targets(labels, shape, name="labels", logits_name="scores", xp=xp)
-    bad = xp.flatnonzero((t != 0) & (t != 1) & (t != -1))
-    if bad.size:
-        b = int(bad[0])
+    bad_t = (t != 0) & (t != 1) & (t != -1)
+    bad_x = ~xp.isfinite(x)
+    any_t, any_x = xp.any_flags(bad_t, bad_x)
+    if any_t:
+        b = first_true(xp, bad_t)
         raise ValueError(f"labels must be -1 (ignored), 0 or 1, but flat entry {b} is "
-                         f"{float(t[b])!r}.")
-    bad = xp.flatnonzero(~xp.isfinite(x))
-    if bad.size:
-        nonfinite_error(x, int(bad[0]), name="scores")
+                         f"{xp.to_host(t[b])[()]!r}.")  # rankref shows the NumPy scalar
+    if any_x:
+        raise_nonfinite_found(xp, x, bad_x, "scores")
     pos_idx = xp.flatnonzero(t > 0)
-    if pos_idx.size == 0:
+    if pos_idx.shape[0] == 0:
         raise ValueError(
             "labels has no positive entry, so average precision is undefined. "
             "Skip such rankings or count them separately."
         )
-    s_all = xp.sort(x[t >= 0].astype(np.float64))
-    xpos = x[pos_idx].astype(np.float64)
+    s_all = xp.sort(xp.astype(x[t >= 0], np.float64))
+    xpos = xp.astype(x[pos_idx], np.float64)
     s_pos = xp.sort(xpos)
-    n_ge = s_all.shape[0] - xp.searchsorted(s_all, xpos, side="left")
-    p_ge = s_pos.shape[0] - xp.searchsorted(s_pos, xpos, side="left")
+    n_ge = xp.astype(s_all.shape[0] - xp.searchsorted(s_all, xpos, side="left"), np.float64)
+    p_ge = xp.astype(s_pos.shape[0] - xp.searchsorted(s_pos, xpos, side="left"), np.float64)
     prec = p_ge / n_ge
     if interpolate:
-        from ._dense import _running_max
-
-        prec = _running_max(xp, xpos, prec)
-    return float(prec.mean())
+        prec = running_max(xp, xpos, prec)
+    return xp.scalar(xp.mean(prec))
 
 
 __all__ = ["heaviside", "sort_scores", "relaxed_ranks", "average_precision"]

@@ -1,5 +1,5 @@
-"""Sampling-Free helpers; scalars, so the rankref functions are reused (foreground_prior
-accepts NumPy or CuPy label arrays)."""
+"""Sampling-Free helpers: scalars, so the rankref functions are reused (foreground_prior
+accepts NumPy, CuPy or torch label batches, copied to the host: its results are Python ints)."""
 import rankref
 from rankref.sampling_free import ForegroundPrior, guided_scale, optimal_bias
 
@@ -9,6 +9,6 @@ from ._mirror import mirror
 __all__ = ["optimal_bias", "foreground_prior", "guided_scale", "ForegroundPrior"]
 
 
-@mirror(rankref.foreground_prior)
+@mirror(rankref.foreground_prior, "Each label batch is copied to the host.")
 def foreground_prior(label_batches):
     return rankref.foreground_prior(to_host(b) for b in label_batches)

@@ -2,7 +2,7 @@
 
 RankSort: the per-positive loop of kemaloksuz/RankSortLoss (relevant negatives cut at
 min(fg) - delta, float32 arithmetic, argsort order, eps gating, normalisation by |P|).
-BucketedRankSort: the procedure of DESIGN.md section 4 written as a plain loop over a sorted
+BucketedRankSort: the published procedure (the user guide's BRS section) as a plain loop over a sorted
 list (negatives tied with a positive placed above it), bucket means as prototypes.
 """
 import numpy as np

@@ -1,5 +1,8 @@
-"""A deliberately wrong RS loss for the crosscheck tests: the self term counts 1 instead of
-H(0) (the AP-Loss convention leaking into RS)."""
+"""Deliberately wrong RS losses for the crosscheck tests.
+
+``rank_sort_self_one``: the self term counts 1 instead of H(0) (the AP-Loss convention leaking
+into RS); ``broken``: raises; ``hangs_on_single_positive``: never returns on one case.
+"""
 import numpy as np
 
 
@@ -26,3 +29,13 @@ def rank_sort_self_one(logits, targets, delta):
 
 def broken(logits, targets, delta):
     raise RuntimeError("boom")
+
+
+def hangs_on_single_positive(logits, targets, delta):
+    """rankref's RS, except that it never returns on a case with exactly one positive."""
+    import rankref
+
+    if int((np.asarray(targets) > 0).sum()) == 1:
+        while True:
+            pass
+    return rankref.rank_sort_loss(logits, targets, delta)

@@ -20,6 +20,8 @@ def test_same_signatures():
             continue
         assert inspect.signature(a) == inspect.signature(b), name
         assert b.__doc__ and a.__doc__.strip()[:40] in b.__doc__, name
+        if b is not a:  # a mirror (scalar helpers are rankref's own functions)
+            assert "torch tensors on their device" in b.__doc__, name  # says what runs where
 
 
 def test_import_without_cupy():

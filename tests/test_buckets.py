@@ -1,3 +1,5 @@
+from fractions import Fraction as F
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -5,6 +7,12 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import rankref as rr
 from _cases import ranking_problems
+
+
+def _ceiling(value):
+    """The smallest float64 at or above an exact rational."""
+    f = float(value)
+    return f if F(f) >= value else float(np.nextafter(f, np.inf))
 
 
 @given(ranking_problems(max_n=3000))
@@ -17,8 +25,9 @@ def test_exact_buckets_are_breakpoint_bins(problem):
         assert b.edges.size == 0
         assert_array_equal(b.bucket[neg], 0)
         return
-    edges = np.sort(np.concatenate([xp - delta, xp + delta])) if delta > 0 else np.sort(xp)
-    assert_array_equal(b.edges, edges)
+    edges = np.sort([_ceiling(F(float(p)) + sign * F(delta)) for p in xp for sign in (-1, 1)]
+                    if delta > 0 else xp)
+    assert_array_equal(b.edges, edges)  # the smallest floats at or above x_i -+ delta
     ids = np.searchsorted(edges, x, side="right")
     assert_array_equal(b.bucket[neg], ids[neg])
     assert_array_equal(b.bucket[~neg], -1)

@@ -1,0 +1,205 @@
+"""Network modules of the imbalance papers: Libra R-CNN's balanced feature pyramid, and
+Sampling-Free's guided loss scaling and prior bias initialisation.  Plain PyTorch (autograd
+derivatives, no rankref backend)."""
+import math
+import numbers
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import _checks
+
+__all__ = ["GuidedLossScaling", "BalancedFeaturePyramid", "init_prior_bias_"]
+
+
+class GuidedLossScaling(nn.Module):
+    r"""Sampling-Free guided loss scaling with a learnable ratio (Eq. 23):
+
+    .. math:: L = L_{loc} + g\,\delta\,L_{cls} - \log\delta, \qquad g = L_{loc}/L_{cls}
+              \text{ (detached)},
+
+    with ``delta = p**2`` and a learnable ``p`` initialised to 1 (``delta^0 = 1``), the form of
+    the official 2021 code.  Alternative forms: the paper learns ``delta > 0`` directly; a log
+    parametrisation ``delta = exp(s)`` turns the regulariser into ``-s``.  All share the
+    stationary point ``g delta L_cls = 1``.  When ``L_cls`` is 0, ``g = 1``.
+
+    ``forward(loc_loss, cls_loss)`` returns the scalar ``L``; add ``p`` (``module.p``) to the
+    optimiser (it is a parameter of the module).
+
+    Parameters
+    ----------
+    init : float > 0, default 1.0
+        Initial value of ``p`` (so ``delta = init**2`` at the start).
+
+    Notes
+    -----
+    Plain PyTorch (autograd derivatives): runs on the device of its inputs.
+
+    Examples
+    --------
+    >>> import torch, rankref.torch as rt
+    >>> scale = rt.GuidedLossScaling()
+    >>> total = scale(torch.tensor(0.8), torch.tensor(20.0))
+    """
+
+    def __init__(self, init=1.0):
+        super().__init__()
+        self.p = nn.Parameter(torch.tensor(_checks.real(init, "init", low_open=True)))
+
+    @property
+    def delta(self):
+        """The current scale ``p**2``."""
+        return self.p ** 2
+
+    def forward(self, loc_loss, cls_loss):
+        """``loc_loss + g * delta * cls_loss - log(delta)`` for two scalar losses."""
+        for t, name in ((loc_loss, "loc_loss"), (cls_loss, "cls_loss")):
+            _checks.floating(t, name)
+            if t.numel() != 1:
+                raise ValueError(f"{name} must be a scalar loss, got shape {tuple(t.shape)}.")
+        cls_d = cls_loss.detach()
+        g = torch.where(cls_d == 0, torch.ones_like(cls_d), loc_loss.detach() / cls_d)
+        delta = self.p ** 2
+        return loc_loss + g * delta * cls_loss - torch.log(delta)
+
+    def extra_repr(self):
+        return f"delta={float(self.delta.detach()):g}"
+
+
+def init_prior_bias_(conv_or_linear, prior):
+    r"""Initialise a classifier's bias to ``-log((1 - prior) / prior)`` (Sampling-Free Eq. 19;
+    the focal-loss prior init), in place; returns the module.
+
+    Parameters
+    ----------
+    conv_or_linear : nn.Module with a ``bias`` parameter
+        The classification layer (Conv or Linear with ``bias=True``).
+    prior : float in (0, 1)
+        The foreground probability at initialisation.  Get the optimal value from data with
+        :func:`rankref.foreground_prior` (``N^f / (N C)``), or the bias directly with
+        :func:`rankref.optimal_bias`.
+
+    Examples
+    --------
+    >>> import torch, rankref.torch as rt
+    >>> cls = rt.init_prior_bias_(torch.nn.Conv2d(8, 9, 3, padding=1), 0.01)
+    """
+    bias = getattr(conv_or_linear, "bias", None)
+    if not isinstance(bias, torch.Tensor):
+        raise ValueError("init_prior_bias_ needs a module with a bias (Conv or Linear, "
+                         "bias=True).")
+    if isinstance(prior, (bool, np.bool_)) or not isinstance(prior, numbers.Real) \
+            or not 0.0 < float(prior) < 1.0:
+        raise ValueError(f"prior must be a number in (0, 1), got {prior!r}.")
+    p = float(prior)
+    with torch.no_grad():
+        bias.fill_(-math.log((1.0 - p) / p))
+    return conv_or_linear
+
+
+class _NonLocal2d(nn.Module):
+    """Embedded-Gaussian non-local block, Eq. 4 of Libra R-CNN:
+    ``f'_i = sum_j softmax_j(theta(f_i)^T phi(f_j)) g(f_j) + f_i`` with 1x1 convolutions.
+    (mmcv's ``NonLocal2d`` adds a zero-initialised output convolution; Eq. 4 has none.)"""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.theta = nn.Conv2d(channels, channels, 1)
+        self.phi = nn.Conv2d(channels, channels, 1)
+        self.g = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        theta = self.theta(x).reshape(n, c, h * w).transpose(1, 2)
+        phi = self.phi(x).reshape(n, c, h * w)
+        attn = torch.softmax(theta @ phi, dim=-1)
+        y = attn @ self.g(x).reshape(n, c, h * w).transpose(1, 2)
+        return y.transpose(1, 2).reshape(n, c, h, w) + x
+
+
+class BalancedFeaturePyramid(nn.Module):
+    """Balanced feature pyramid (Libra R-CNN, section 3.2).
+
+    Rescale every level to the size of ``refine_level`` (max-pooling the finer ones,
+    nearest-upsampling the coarser ones), average them (Eq. 3), refine the average, rescale it
+    back and add it to each input (strengthen).
+
+    ``forward(inputs)`` takes a sequence of ``num_levels`` maps ``[N, in_channels, H_l, W_l]``
+    (finest first) and returns a tuple of the same shapes.
+
+    Parameters
+    ----------
+    in_channels : int >= 1
+        Channels of every level.
+    num_levels : int >= 1
+        Number of pyramid levels.
+    refine_level : int in [0, num_levels), default 2
+        The level whose size the levels are gathered at.
+    refine_type : {"non_local", "conv", None}, default "non_local"
+        ``"non_local"``: the embedded-Gaussian block of Eq. 4; ``"conv"``: a 3x3 convolution
+        and ReLU; None: no refinement and no parameters.
+
+    Notes
+    -----
+    Plain PyTorch (autograd derivatives): runs on the device of its inputs.
+
+    Examples
+    --------
+    >>> import torch, rankref.torch as rt
+    >>> bfp = rt.BalancedFeaturePyramid(8, 3, refine_level=1)
+    >>> outs = bfp([torch.randn(1, 8, 32 // 2**i, 32 // 2**i) for i in range(3)])
+    """
+
+    def __init__(self, in_channels, num_levels, refine_level=2, refine_type="non_local"):
+        super().__init__()
+        self.in_channels = _checks.integer(in_channels, "in_channels", 1, 2**31 - 1)
+        self.num_levels = _checks.integer(num_levels, "num_levels", 1, 2**31 - 1)
+        if isinstance(refine_level, (bool, np.bool_)) or not isinstance(
+                refine_level, numbers.Integral) or not 0 <= refine_level < num_levels:
+            raise ValueError(f"refine_level must be an integer in [0, {num_levels}), got "
+                             f"{refine_level!r}.")
+        if refine_type not in ("non_local", "conv", None):
+            raise ValueError(
+                f"refine_type must be 'non_local', 'conv' or None, got {refine_type!r}.")
+        self.refine_level = int(refine_level)
+        self.refine_type = refine_type
+        if refine_type == "conv":
+            self.refine = nn.Sequential(nn.Conv2d(in_channels, in_channels, 3, padding=1),
+                                        nn.ReLU(inplace=True))
+        elif refine_type == "non_local":
+            self.refine = _NonLocal2d(in_channels)
+        else:
+            self.refine = None
+
+    def forward(self, inputs):
+        if len(inputs) != self.num_levels:
+            raise ValueError(f"inputs must hold {self.num_levels} levels, got {len(inputs)}.")
+        for i, x in enumerate(inputs):
+            _checks.floating(x, f"inputs[{i}]")
+            if x.dim() != 4 or x.shape[1] != self.in_channels:
+                raise ValueError(f"inputs[{i}] must be [N, {self.in_channels}, H, W], got shape "
+                                 f"{tuple(x.shape)}.")
+        size = inputs[self.refine_level].shape[2:]
+        feats = []
+        for i, x in enumerate(inputs):
+            if i < self.refine_level:
+                feats.append(F.adaptive_max_pool2d(x, output_size=size))
+            else:
+                feats.append(F.interpolate(x, size=size, mode="nearest"))
+        bsf = sum(feats) / len(feats)
+        if self.refine is not None:
+            bsf = self.refine(bsf)
+        outs = []
+        for i, x in enumerate(inputs):
+            if i < self.refine_level:
+                residual = F.interpolate(bsf, size=x.shape[2:], mode="nearest")
+            else:
+                residual = F.adaptive_max_pool2d(bsf, output_size=x.shape[2:])
+            outs.append(residual + x)
+        return tuple(outs)
+
+    def extra_repr(self):
+        return (f"in_channels={self.in_channels}, num_levels={self.num_levels}, "
+                f"refine_level={self.refine_level}, refine_type={self.refine_type!r}")
