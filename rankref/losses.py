@@ -27,7 +27,7 @@ import numpy as np
 from . import _pairs
 from ._dense import ap_loss_dense, rank_sort_dense
 from ._engine import BucketEngine, rescaled, stable_argsort
-from ._validation import EPS, check_method, prepare_ranking, raise_nonfinite
+from ._validation import EPS, check_flag, check_method, prepare_ranking, raise_nonfinite
 from .buckets import brs_runs
 
 __all__ = ["RankSortResult", "APLossResult", "rank_sort_loss", "ap_loss"]
@@ -145,6 +145,7 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
     returned (``rankref.torch`` attaches each to its own output).
     """
     check_method(method, ("bucketed", "dense", "brs"), "rank_sort_loss")
+    compute_grad = check_flag(compute_grad, "compute_grad")
     x, t, pos, shape, gdt, d = prepare_ranking(logits, targets, delta, False, "rank_sort_loss")
     n = x.shape[0]
     Z = pos.shape[0]
@@ -242,7 +243,9 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
     The official code crashes without positives; rankref returns loss 0 and a zero gradient.
     At ``delta = 0`` the official clamp divides by zero; rankref uses the exact step.
     """
-    if method == "brs":
+    interpolate = check_flag(interpolate, "interpolate")
+    compute_grad = check_flag(compute_grad, "compute_grad")
+    if isinstance(method, str) and method == "brs":
         raise ValueError(
             "method='brs' exists for rank_sort_loss only (the BRS repository's BucketedAPLoss "
             "is RS's ranking term). Use method='bucketed' (exact) or 'dense' for ap_loss."
