@@ -2,18 +2,42 @@
 guided loss scaling.  The learnable scale of Eq. 23 lives in ``rankref.torch``."""
 import math
 import numbers
+from collections.abc import Iterable
+from fractions import Fraction
 from typing import NamedTuple
 
 import numpy as np
+
+from ._validation import as_fraction, check_int, show, to_array
 
 __all__ = ["optimal_bias", "foreground_prior", "ForegroundPrior", "guided_scale"]
 
 
 def _count(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, float)) \
-            or not math.isfinite(float(value)) or value < 0:
-        raise ValueError(f"{name} must be a count >= 0, got {value!r}.")
-    return float(value)
+    """A count >= 0 as an exact Fraction (Python/NumPy ints and floats, Fractions; not bool)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a count >= 0 (an int or a float), got "
+                         f"{type(value).__name__} {show(value)}.")
+    try:
+        q = as_fraction(value)
+    except (ValueError, OverflowError, TypeError):  # NaN, inf
+        raise ValueError(f"{name} must be a finite count >= 0, got {show(value)}.") from None
+    if q < 0:
+        raise ValueError(f"{name} must be a count >= 0, got {show(value)}.")
+    return q
+
+
+def _log_ratio(r):
+    """``ln r`` of a positive rational, to float64 accuracy (r may be far outside the float
+    range, or close to 1)."""
+    if Fraction(1, 2) < r < 2:
+        return math.log1p(float(r - 1))
+    e = r.numerator.bit_length() - r.denominator.bit_length()
+    m = float(r / Fraction(2) ** e) if e >= 0 else float(r * Fraction(2) ** -e)  # in (1/2, 2)
+    return math.log(m) + e * _LN2
+
+
+_LN2 = math.log(2.0)
 
 
 def optimal_bias(num_foreground, num_total, num_classes=1):
@@ -26,20 +50,22 @@ def optimal_bias(num_foreground, num_total, num_classes=1):
     C-way sigmoid head.  For one class this is Eq. 19, ``-log(N / N^f - 1)``; the paper reports
     ``N / N^f ~ 1e5`` for anchors.
 
+    The counts may be Python ints of any size or finite floats; the result is computed from
+    their exact ratio, so it is finite and accurate for every valid input.
+
     Raises ValueError unless ``0 < N^f / C < N`` (the prior must lie strictly inside (0, 1)).
     """
     nf = _count(num_foreground, "num_foreground")
     n = _count(num_total, "num_total")
-    if isinstance(num_classes, (bool, np.bool_)) or not isinstance(num_classes, numbers.Integral) \
-            or num_classes < 1:
-        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}.")
-    if nf <= 0 or n <= 0 or nf >= n * num_classes:
+    C = check_int(num_classes, "num_classes", 1)
+    if nf <= 0 or n <= 0 or nf >= n * C:
         raise ValueError(
             f"need 0 < num_foreground < num_total * num_classes for a prior in (0, 1); got "
-            f"num_foreground={num_foreground}, num_total={num_total}, num_classes={num_classes}."
+            f"num_foreground={show(num_foreground)}, num_total={show(num_total)}, "
+            f"num_classes={show(num_classes)}."
         )
-    prior = nf / (n * num_classes)
-    return -math.log((1.0 - prior) / prior)
+    # b = ln(pi / (1 - pi)) = ln(N^f / (N C - N^f)), from the exact ratio
+    return _log_ratio(nf / (n * C - nf))
 
 
 class ForegroundPrior(NamedTuple):
@@ -55,10 +81,13 @@ def foreground_prior(label_batches):
 
     Labels ``>= 1`` are foreground, ``0`` background, ``-1`` ignored (not counted).
     """
+    if isinstance(label_batches, (str, bytes)) or not isinstance(label_batches, Iterable):
+        raise TypeError(f"label_batches must be an iterable of label arrays (e.g. a list or a "
+                        f"generator of arrays), got {type(label_batches).__name__}.")
     nf = 0
     n = 0
     for k, labels in enumerate(label_batches):
-        y = np.asarray(labels)
+        y = to_array(labels, f"label batch {k}")
         if y.dtype.kind not in "iu":
             raise ValueError(f"label batch {k} must be an integer array, got dtype {y.dtype}.")
         if y.size and y.min() < -1:
@@ -82,12 +111,28 @@ def guided_scale(loc_loss, cls_loss):
     """
     values = []
     for name, v in (("loc_loss", loc_loss), ("cls_loss", cls_loss)):
-        arr = np.asarray(v)
-        if arr.size != 1 or arr.dtype.kind not in "fiu":
-            raise ValueError(f"{name} must be a real scalar, got {v!r}.")
-        x = float(arr.reshape(-1)[0])
-        if not math.isfinite(x) or x < 0:
-            raise ValueError(f"{name} must be finite and >= 0, got {v!r}.")
-        values.append(x)
+        if isinstance(v, (numbers.Real, np.ndarray)) and not isinstance(v, (bool, np.bool_)):
+            arr = np.asarray(v) if isinstance(v, np.ndarray) else None
+            if arr is not None and (arr.size != 1 or arr.dtype.kind not in "fiu"):
+                raise ValueError(f"{name} must be a real scalar, got {show(v)}.")
+            x = arr.reshape(-1)[0] if arr is not None else v
+            try:
+                q = as_fraction(x)
+            except (ValueError, OverflowError, TypeError):  # NaN, inf
+                raise ValueError(f"{name} must be finite and >= 0, got {show(v)}.") from None
+            if q < 0:
+                raise ValueError(f"{name} must be finite and >= 0, got {show(v)}.")
+            values.append(q)
+        else:
+            raise ValueError(f"{name} must be a real scalar, got {type(v).__name__} {show(v)}.")
     loc, cls = values
-    return 1.0 if cls == 0.0 else loc / cls
+    if cls == 0:
+        return 1.0
+    try:
+        return float(loc / cls)  # correctly rounded from the exact ratio
+    except OverflowError:
+        raise ValueError(
+            f"loc_loss / cls_loss = {show(loc_loss)} / {show(cls_loss)} is beyond float64's "
+            f"range; cls_loss is too small for the guided scale (use a larger cls_loss or "
+            f"skip the scaling for this batch)."
+        ) from None
