@@ -14,7 +14,8 @@ Numeric rules (see the docs page "Numeric ranges and edge cases"):
   NumPy ints and floats, Fractions.  It is rounded to the nearest float64; a value that float64
   cannot hold at all (beyond its range, or non-zero but below its smallest subnormal) is
   refused.
-* Flags accept ``bool`` and ``numpy.bool_`` only (a TypeError names the flag otherwise).
+* Flags accept ``bool`` and ``numpy.bool_`` only (a TypeError, which is also a ValueError, names
+  the flag otherwise).
 """
 import math
 import numbers
@@ -37,11 +38,17 @@ def show(value, limit=40):
     return text if len(text) <= limit else text[: limit - 12] + "..." + text[-9:]
 
 
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type.  Both a TypeError and a ValueError (like NumPy's
+    AxisError), so ``except ValueError`` still catches every argument error of rankref."""
+
+
 def check_flag(value, name):
-    """A flag: ``bool`` or ``numpy.bool_`` (a TypeError naming it otherwise)."""
+    """A flag: ``bool`` or ``numpy.bool_`` (an :class:`ArgumentTypeError` naming it otherwise:
+    strings such as ``'False'``, None, numbers, arrays are refused, never read as truthy)."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
-    raise TypeError(f"{name} must be True or False (a bool), got {type(value).__name__} "
+    raise ArgumentTypeError(f"{name} must be True or False (a bool), got {type(value).__name__} "
                     f"{show(value)}.")
 
 
@@ -63,17 +70,22 @@ def check_real(value, name, what=None, *, low=None, low_open=False, high=None,
         what = "a finite number" + (" " + " and ".join(parts) if parts else "")
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be {what}, got {type(value).__name__} {show(value)}.")
-    beyond = (f"{name} must be {what}, got {show(value)}, which is beyond float64's range "
-              f"(|value| <= {FLOAT64_MAX:.6g}).")
     try:
-        with np.errstate(over="ignore", under="ignore"):
+        if isinstance(value, np.floating) and value.dtype.itemsize > 8:
+            with np.errstate(over="ignore", under="ignore"):
+                v = float(value)
+        else:
             v = float(value)
     except OverflowError:
-        raise ValueError(beyond) from None
-    if math.isnan(v) or (math.isinf(v) and _is_inf(value)):
+        v = math.nan if value != value else (math.inf if value > 0 else -math.inf)
+        inf_input = False
+    else:
+        inf_input = math.isinf(v) and _is_inf(value)
+    if math.isnan(v) or inf_input:
         raise ValueError(f"{name} must be {what}, got {show(value)}.")
     if math.isinf(v):
-        raise ValueError(beyond)
+        raise ValueError(f"{name} must be {what}, got {show(value)}, which is beyond float64's "
+                         f"range (|value| <= {FLOAT64_MAX:.6g}).")
     if v == 0.0 and value != 0:
         raise ValueError(f"{name} must be {what}, got {show(value)}, which is non-zero but below "
                          f"float64's smallest positive value (5e-324) and would be read as 0.")

@@ -94,7 +94,7 @@ def as_tensor(value, device, dtype=None):
     if isinstance(value, torch.Tensor):
         out = value
     elif isinstance(value, np.ndarray):
-        out = torch.from_numpy(np.ascontiguousarray(value))
+        out = torch.from_numpy(np.ascontiguousarray(value)).reshape(value.shape)  # 0-d stays
     else:
         out = torch.tensor(float(value), dtype=torch.float64)
     return out.to(device=device, dtype=dtype)
@@ -451,6 +451,20 @@ def _(labels, scores, num_classes):
     return labels.new_empty((labels.shape[0], num_classes), dtype=dtype)
 
 
+def _fitting(loss, grad, what):
+    """``(loss, grad)``, refused where their float64 values overflowed float32 (the exact values
+    exist but float32 cannot hold them)."""
+    if loss.dtype == torch.float32:
+        for t, name in ((loss, "loss"), (grad, "gradient")):
+            bad = _first(~torch.isfinite(t))
+            if bad >= 0:
+                raise ValueError(
+                    f"{what}: the {name} at flat entry {bad} is beyond float32's range "
+                    f"(3.4e38); pass float64 tensors (or smaller values) for this input."
+                )
+    return loss, grad
+
+
 @torch.library.custom_op("rankref::balanced_l1_loss", mutates_args=())
 def balanced_l1_op(pred: Tensor, target: Tensor, alpha: float, gamma: float,
                    beta: float) -> tuple[Tensor, Tensor]:
@@ -461,7 +475,8 @@ def balanced_l1_op(pred: Tensor, target: Tensor, alpha: float, gamma: float,
         loss, grad = be.module.balanced_l1_loss(be.array(_logits(pred)),
                                                 be.array(_logits(target)), alpha, gamma, beta)
         gdt = compute_dtype(pred.dtype)
-        return as_tensor(loss, dev, gdt), as_tensor(grad, dev, gdt)
+        return _fitting(as_tensor(loss, dev, gdt), as_tensor(grad, dev, gdt),
+                        what="balanced_l1_loss of pred and target")
 
 
 @balanced_l1_op.register_fake
@@ -491,7 +506,8 @@ def lgr_op(logits: Tensor, labels: Tensor, alpha: float, gamma: float) -> tuple[
                                                  be.array(labels.detach().to(torch.int64)),
                                                  alpha, gamma)
         gdt = compute_dtype(logits.dtype)
-        return as_tensor(loss, dev, gdt), as_tensor(grad, dev, gdt)
+        return _fitting(as_tensor(loss, dev, gdt), as_tensor(grad, dev, gdt),
+                        what="lgr_cross_entropy of logits")
 
 
 @lgr_op.register_fake
