@@ -120,7 +120,7 @@ def _member_sums(x, bucket, counts, edges):
     vals = x[neg].astype(np.float64)
     nb = counts.shape[0]
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        sums = np.bincount(ids, weights=vals, minlength=nb)
+        sums = np.bincount(ids, weights=vals, minlength=nb).astype(np.float64)  # int64 if empty
         means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
         far = (counts > 0) & ~np.isfinite(sums)
         if far.any():  # the mean of finite values is finite: sum the x_j / n_b instead
