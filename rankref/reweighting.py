@@ -278,6 +278,7 @@ def _balanced_l1(xp, pred, target, alpha, gamma, beta):
             loss_out = xp.where(xp.isfinite(loss_out), loss_out, far)
         loss = xp.where(inner, loss_in, loss_out)
         grad = xp.where(diff == 0, 0.0, xp.sign(diff) * xp.where(inner, slope_in, g))
+    loss, grad = xp.asarray(loss), xp.asarray(grad)  # 0-d input: 0-d arrays, not scalars
     _refuse_nonfinite(xp, (loss, grad), "balanced_l1_loss", "pred and target",
                       f"alpha={alpha!r}, gamma={gamma!r}, beta={beta!r}")
     return loss, grad
@@ -322,7 +323,7 @@ def _lgr_weights(xp, base, alpha, gamma):
     u = _real_array(base, "base", xp)
     if bool((u < 0).any()):
         raise ValueError("base must be >= 0 (a gradient magnitude such as |x| or 1 - p).")
-    rho = _rho(xp, _Slope(a, g), u)
+    rho = xp.asarray(_rho(xp, _Slope(a, g), u))
     _refuse_nonfinite(xp, (rho,), "lgr_weights", "base", f"alpha={alpha!r}, gamma={gamma!r}")
     return rho
 

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._validation import as_fraction, check_int, show, to_array
+from ._validation import ArgumentTypeError, as_fraction, check_int, show, to_array
 
 __all__ = ["optimal_bias", "foreground_prior", "ForegroundPrior", "guided_scale"]
 
@@ -68,6 +68,16 @@ def optimal_bias(num_foreground, num_total, num_classes=1):
     return _log_ratio(nf / (n * C - nf))
 
 
+def check_label_batches(label_batches):
+    """``label_batches`` if it is an iterable of label arrays (not a string, a number or None);
+    an ArgumentTypeError (a TypeError and a ValueError) naming it otherwise."""
+    if isinstance(label_batches, (str, bytes)) or not isinstance(label_batches, Iterable):
+        raise ArgumentTypeError(
+            f"label_batches must be an iterable of label arrays (e.g. a list or a generator "
+            f"of arrays), got {type(label_batches).__name__}.")
+    return label_batches
+
+
 class ForegroundPrior(NamedTuple):
     num_foreground: int
     """Samples labelled >= 1."""
@@ -81,9 +91,7 @@ def foreground_prior(label_batches):
 
     Labels ``>= 1`` are foreground, ``0`` background, ``-1`` ignored (not counted).
     """
-    if isinstance(label_batches, (str, bytes)) or not isinstance(label_batches, Iterable):
-        raise TypeError(f"label_batches must be an iterable of label arrays (e.g. a list or a "
-                        f"generator of arrays), got {type(label_batches).__name__}.")
+    label_batches = check_label_batches(label_batches)
     nf = 0
     n = 0
     for k, labels in enumerate(label_batches):

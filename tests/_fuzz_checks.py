@@ -92,7 +92,7 @@ def _floor(gdt):
 def model_ranking(M, B, binary, xname="logits", tname="targets"):
     """Logits and targets; returns (exact logits, exact targets with ignored as -1) or None."""
     x = m_array(M, xname, B[xname])
-    t = m_array(M, tname, B[tname], kinds="fiub", finite=False)
+    t = m_array(M, tname, B[tname], kinds="fiub", finite=False, exact64="float")
     if t is INVALID:
         return None
     if x is not INVALID and t.shape != x.shape:
@@ -184,7 +184,7 @@ def verify_heaviside(F, M, B, res, env, case):
 # ------------------------------------------------------------------------------ sort_scores
 
 def model_sort_scores(M, B, env):
-    x = m_array(M, "logits", B["logits"], finite=False)
+    x = m_array(M, "logits", B["logits"], finite=False, exact64=None)
     if x is not INVALID and x.dtype.kind == "f" and np.isnan(x).any():
         M.set_bad("logits", "NaN")
     M.val["x"] = x
@@ -547,6 +547,9 @@ def model_gap(M, B, env):
         wa = m_array(M, "weights", w, shape=(C,))
         if wa is not INVALID and wa.size and (wa < 0).any():
             M.set_bad("weights", "negative weight")
+        elif wa is not INVALID and wa.size and s is not INVALID and s.dtype.kind == "f" and \
+                s.dtype.itemsize <= 4 and float(np.max(wa)) > F32_MAX:
+            M.set_bad("weights", "above float32's maximum for float16/float32 scores")
         M.val["wq"] = wa
     cnt = B["counts"]
     if _is_counts(cnt):
@@ -715,7 +718,10 @@ def verify_iou_prob(F, M, B, res, env, case):
 
 
 def _gt_model(M, name, obj):
-    g = m_array(M, name, obj, kinds="iu", finite=False, ndim=1)
+    g = m_array(M, name, obj, kinds="iu", finite=False, ndim=1, exact64=None)
+    if g is not INVALID and g.size and int(g.max()) > 2**63 - 1:
+        M.set_bad(name, "an id beyond int64")
+        return INVALID
     return g
 
 
@@ -770,6 +776,22 @@ def model_bl1(M, B, env):
             M.set_either("target", "broadcastable shape (documented: broadcast shape)")
         except ValueError:
             M.set_bad("target", f"shape {t.shape} vs pred {p.shape}")
+    _bl1_range(M, p, t)
+
+
+def _bl1_range(M, p, t):
+    """Beyond float64's range, the exact loss or gradient must be refused (naming pred)."""
+    if M.bad or ex.mpmath is None or p.shape != t.shape or p.size > 16:
+        return
+    for pv, tv in zip(np.asarray(p).reshape(-1), np.asarray(t).reshape(-1)):
+        rl, rg, _ = ex.balanced_l1(ex.fr(pv) - ex.fr(tv), M.val["a"], M.val["g"],
+                                   M.val["beta"])
+        top = max(abs(rl), abs(rg))
+        if top > FMAX_MP * (1 + 1e-9):
+            M.set_bad("pred", "its exact balanced L1 loss is beyond float64's range")
+            return
+        if top > FMAX_MP * (1 - 1e-9):
+            M.set_either("pred", "its exact loss is at the edge of float64's range")
 
 
 def verify_bl1(F, M, B, res, env, case):
@@ -788,7 +810,7 @@ def verify_bl1(F, M, B, res, env, case):
                   f"float64 ndarray {shape}")
             return
     ok = finite(F, what + ".loss", loss) & finite(F, what + ".grad", grad)
-    if np.any(np.asarray(loss) < 0):
+    if M.val["beta"] <= 1 and np.any(np.asarray(loss) < 0):  # beta > 1 has negative losses
         F.add("loss out of range", f"{what}: negative loss {float(np.min(loss))!r}")
     if not ok or ex.mpmath is None:
         return
@@ -814,6 +836,14 @@ def model_lgr_weights(M, B, env):
     if u is not INVALID and u.size and (u < 0).any():
         M.set_bad("base", "negative")
     M.val["u"] = u
+    if not M.bad and ex.mpmath is not None and u.size <= 16:
+        for v in np.asarray(u).reshape(-1):
+            ref = ex.lgr_weight(ex.fr(v), M.val["a"], M.val["g"])
+            if ref > FMAX_MP * (1 + 1e-9):
+                M.set_bad("base", "its exact weight is beyond float64's range")
+                break
+            if ref > FMAX_MP * (1 - 1e-9):
+                M.set_either("base", "its exact weight is at the edge of float64's range")
 
 
 def verify_lgr_weights(F, M, B, res, env, case):
@@ -827,10 +857,6 @@ def verify_lgr_weights(F, M, B, res, env, case):
         return
     for v, got in zip(np.asarray(u).reshape(-1), res.reshape(-1)):
         ref = ex.lgr_weight(ex.fr(v), M.val["a"], M.val["g"])
-        if ref > ex.mpmath.mpf(FMAX_MP):
-            F.add("NaN/inf from finite input", f"{what} at base={float(v)!r}: exact "
-                  f"{ex.mpmath.nstr(ref, 5)} is beyond the float range (refuse it)")
-            return
         if abs(ex.mp(Fraction(float(got))) - ref) > 1e-9 * abs(ref) + 1e-305:
             F.add("wrong value", f"{what} at base={float(v)!r}: {float(got)!r}, exact "
                   f"{float(ref)!r}")
@@ -838,6 +864,7 @@ def verify_lgr_weights(F, M, B, res, env, case):
 
 
 FMAX_MP = ex.FMAX
+F32_MAX = float(np.finfo(np.float32).max)
 
 
 def model_lgr_ce(M, B, env):
@@ -858,6 +885,27 @@ def model_lgr_ce(M, B, env):
         elif y.size and (int(y.min()) < -1 or int(y.max()) >= K):
             M.set_bad("labels", f"outside [0, {K}) and -1")
     M.val["y"] = y
+    if M.bad or ex.mpmath is None or z.size > 24:
+        return
+    zz = np.asarray(z)
+    with np.errstate(all="ignore"):
+        spread = [bool(np.isinf(np.float64(r.max()) - np.float64(r.min()))) for r in zz]
+    r_big = ex.mpmath.mpf(M.val["g"].numerator) / M.val["g"].denominator / (
+        ex.mpmath.mpf(M.val["a"].numerator) / M.val["a"].denominator)
+    if any(spread) and r_big > 709.78:
+        M.set_either("logits", "a row spans beyond float64 while gamma/alpha > 709.78 "
+                               "(documented refusal)")
+    for r, lab in enumerate(int(v) for v in np.asarray(y).reshape(-1)):
+        if lab < 0:
+            continue
+        rl, rg, _ = ex.lgr_cross_entropy_row([ex.fr(v) for v in zz[r]], lab, M.val["a"],
+                                             M.val["g"])
+        top = max([abs(rl)] + [abs(v) for v in rg])
+        if top > FMAX_MP * (1 + 1e-9):
+            M.set_bad("logits", "its exact loss is beyond float64's range")
+            return
+        if top > FMAX_MP * (1 - 1e-9):
+            M.set_either("logits", "its exact loss is at the edge of float64's range")
 
 
 def verify_lgr_ce(F, M, B, res, env, case):
@@ -968,8 +1016,8 @@ def verify_crt(F, M, B, res, env, case):
 # ------------------------------------------------------------------------------ sampling-free
 
 def model_optimal_bias(M, B, env):
-    nf = m_real(M, "num_foreground", B["num_foreground"], lo=0)
-    n = m_real(M, "num_total", B["num_total"], lo=0)
+    nf = m_real(M, "num_foreground", B["num_foreground"], lo=0, longdouble_ok=True)
+    n = m_real(M, "num_total", B["num_total"], lo=0, longdouble_ok=True)
     C = m_count(M, "num_classes", B["num_classes"], 1)
     for name, v in (("num_foreground", B["num_foreground"]), ("num_total", B["num_total"])):
         if isinstance(v, np.floating) and not isinstance(v, float):
@@ -1008,7 +1056,7 @@ def model_foreground_prior(M, B, env):
         return
     nf = n = 0
     for b in batches:
-        a = m_array(M, "label_batches", b, kinds="iu", finite=False)
+        a = m_array(M, "label_batches", b, kinds="iu", finite=False, exact64=None)
         if a is INVALID:
             return
         if a.size and int(a.min()) < -1:
@@ -1050,11 +1098,13 @@ def model_guided(M, B, env):
                 return
             M.set_either(name, "a one-element array")
             v = a.reshape(-1)[0]
-        q = m_real(M, name, v, lo=0)
+        q = m_real(M, name, v, lo=0, longdouble_ok=True)
         if q is INVALID:
             return
         vals.append(q)
     M.val["v"] = vals
+    if len(vals) == 2 and vals[1] != 0 and vals[0] / vals[1] > FMAX_MP:
+        M.set_bad("cls_loss", "loc_loss / cls_loss is beyond float64's range")
 
 
 def verify_guided(F, M, B, res, env, case):
@@ -1081,7 +1131,9 @@ def check_class_counts(env, case, F):
     pkg = env["pkg"]
     nc = case.args[0].build(env)
     M = Model()
-    C = m_count(M, "num_classes", nc, 1, huge_either=10**7)
+    C = m_count(M, "num_classes", nc, 1)
+    if C is not INVALID and C > 2**24:
+        M.set_bad("num_classes", "above the documented maximum 2**24")
     out = invoke(pkg.ClassCounts, [nc], {}, ["num_classes"])
     F.count("ClassCounts()")
     if not judge(F, M, out, ["num_classes"], "ClassCounts()"):
@@ -1104,6 +1156,11 @@ def check_class_counts(env, case, F):
             y = m_array(M, "labels", args[0], kinds="iu", finite=False)
             if y is not INVALID and y.size and (int(y.min()) < -1 or int(y.max()) > C):
                 M.set_bad("labels", f"outside [-1, {C}]")
+            elif y is not INVALID:
+                hist = np.bincount([int(v) for v in y.reshape(-1) if 0 <= int(v) < C],
+                                   minlength=C)
+                if any(shadow[k] + int(hist[k]) > 2**53 for k in range(C)):
+                    M.set_bad("labels", "a count would exceed 2**53")
             out = invoke(cc.update, args, {}, ["labels"])
             if judge(F, M, out, ["labels"], what):
                 if out.value is not cc:
@@ -1128,6 +1185,13 @@ def check_class_counts(env, case, F):
                 M.set_bad("other", f"{type(other).__name__} is not a ClassCounts")
             elif other.num_classes != C:
                 M.set_bad("other", f"{other.num_classes} classes vs {C}")
+            elif any(abs(a + Fraction(float(b))) > Fraction(FMAX_MP) for a, b in
+                     zip(shadow, np.asarray(other.counts, dtype=np.float64))):
+                M.set_either("other", "a sum beyond float64's range (refused, or rounded "
+                                      "to the largest float)")
+                with np.errstate(over="ignore"):
+                    if not np.isfinite(np.asarray(cc.counts) + np.asarray(other.counts)).all():
+                        M.set_bad("other", "a sum beyond float64's range")
             other_before = np.array(other.counts, copy=True) if _is_counts(other) else None
             fn = cc.merge if op == "merge" else (lambda o: cc + o)
             out = invoke(fn, [other], {}, ["other"])

@@ -248,53 +248,70 @@ def mp(v):
     return mpmath.mpf(fr(v).numerator) / fr(v).denominator
 
 
+def _digits_for(small):
+    """Working digits for a literal formula whose terms cancel down to ``small`` (an mpf
+    relative size): 40 digits plus the cancelled ones."""
+    if small == 0:
+        return 60
+    return int(min(4000, 40 + max(0, -mpmath.log10(abs(small)))))
+
+
 def balanced_l1(diff, a, g, beta):
-    """(loss, grad) of the balanced L1 loss at a difference ``diff`` (mpmath)."""
+    """(loss, grad, scale) of the balanced L1 loss at a difference ``diff``: the literal
+    mmdetection formula, evaluated with as many digits as its terms cancel (mpmath)."""
     a, g, beta, diff = mp(a), mp(g), mp(beta), mp(diff)
     x = abs(diff)
-    b = mpmath.exp(g / a) - 1
-    if x < beta:
-        loss = a / b * (b * x + 1) * mpmath.log(b * x / beta + 1) - a * x
-        slope = a * mpmath.log(b * x / beta + 1) + a * (1 - beta) / (b * x + beta)
-        scale = abs(a / b * (b * x + 1) * mpmath.log(b * x / beta + 1)) + abs(a * x)
-    else:
-        loss = g * x + g / b - a * beta
-        slope = g
-        scale = abs(g * x) + abs(g / b) + abs(a * beta)
+    with mpmath.workdps(60):
+        b = mpmath.expm1(g / a)
+        z = b * x / beta
+        r = g / a
+    dps = max(_digits_for(z if z != 0 else 1), _digits_for(r))
+    with mpmath.workdps(dps):
+        b = mpmath.expm1(g / a)
+        if x < beta:
+            loss = a / b * (b * x + 1) * mpmath.log1p(b * x / beta) - a * x
+            slope = a * mpmath.log1p(b * x / beta) + a * (1 - beta) / (b * x + beta)
+            scale = abs(a / b * (b * x + 1) * mpmath.log1p(b * x / beta)) + abs(a * x)
+        else:
+            loss = g * x + g / b - a * beta
+            slope = g
+            scale = abs(g * x) + abs(g / b) + abs(a * beta)
+        loss, slope, scale = +loss, +slope, +scale
     sign = 0 if diff == 0 else (1 if diff > 0 else -1)
     return loss, sign * slope, scale
 
 
 def lgr_weight(u, a, g):
-    a, g, u = mp(a), mp(g), mp(u)
-    b = mpmath.exp(g / a) - 1
+    """LGR's rho(u) = alpha ln(1 + b u) / u (alpha b at 0, gamma at u >= 1), mpmath."""
+    a, g, u = mp(a), mp(g), mp(u) if not isinstance(u, mpmath.mpf) else u
+    b = mpmath.expm1(g / a)
     if u == 0:
         return a * b
     if u >= 1:
         return g
-    return a * mpmath.log(b * u + 1) / u
+    return a * mpmath.log1p(b * u) / u
 
 
 def lgr_cross_entropy_row(z, c, a, g):
-    """(loss, grad row) of LGR cross-entropy for one row of logits and label c (mpmath)."""
+    """(loss, grad row, rho) of LGR cross-entropy for one row of logits and label c (mpmath);
+    ``1 - p_c`` is the others' mass (no cancellation) and ``log p_c`` uses log1p."""
     zs = [mp(v) for v in z]
     mx = max(zs)
-    den = mpmath.fsum(mpmath.exp(v - mx) for v in zs)
-    p = [mpmath.exp(v - mx) / den for v in zs]
-    logp = zs[c] - mx - mpmath.log(den)
-    u = min(max(1 - p[c], 0), 1)
-    rho = lgr_weight_mp(u, mp(a), mp(g))
+    e = [mpmath.exp(v - mx) for v in zs]
+    den = mpmath.fsum(e)
+    p = [v / den for v in e]
+    u = mpmath.fsum(e[k] for k in range(len(zs)) if k != c) / den
+    if zs[c] == mx:
+        logp = -mpmath.log1p(mpmath.fsum(e[k] for k in range(len(zs)) if k != c))
+    else:
+        logp = zs[c] - mx - mpmath.log(den)
+    rho = lgr_weight(u, a, g)
     grad = [rho * (p[k] - (1 if k == c else 0)) for k in range(len(zs))]
     return -rho * logp, grad, rho
 
 
 def lgr_weight_mp(u, a, g):
-    b = mpmath.exp(g / a) - 1
-    if u == 0:
-        return a * b
-    if u >= 1:
-        return g
-    return a * mpmath.log(b * u + 1) / u
+    return lgr_weight(u, a, g)
 
 
 def class_weights(counts, gamma):

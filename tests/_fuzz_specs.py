@@ -345,6 +345,31 @@ class ModuleSpec(Spec):
         return "None"
 
 
+class RegistrySpec(Spec):
+    """A registry for register_mmdet: a fresh mmengine Registry ("fresh"), one where a name is
+    taken by another class ("taken": ``<prefix>RankSortLoss`` is ``dict``), or junk."""
+
+    def __init__(self, kind, prefix="RankRef"):
+        self.kind = kind
+        self.prefix = prefix
+
+    def build(self, env):
+        if self.kind in ("fresh", "taken"):
+            from mmengine.registry import Registry
+            reg = Registry("model")
+            if self.kind == "taken":
+                reg.register_module(name=f"{self.prefix}RankSortLoss", module=dict)
+            return reg
+        return {"dict": {}, "int": 5, "str": "MODELS"}[self.kind]
+
+    def code(self):
+        if self.kind == "fresh":
+            return "mmengine.registry.Registry('model')"
+        if self.kind == "taken":
+            return (f"_registry_with({self.prefix + 'RankSortLoss'!r})")
+        return {"dict": "{}", "int": "5", "str": "'MODELS'"}[self.kind]
+
+
 def build(spec, env):
     return spec.build(env) if isinstance(spec, Spec) else spec
 

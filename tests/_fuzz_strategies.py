@@ -20,6 +20,7 @@ from _fuzz_specs import (
     DictSpec,
     ModuleSpec,
     NpScalar,
+    RegistrySpec,
     Rng,
     SeqSpec,
     Tensor,
@@ -1255,6 +1256,169 @@ def torch_cases_bfp(draw):
     return Case("BalancedFeaturePyramid", [], init, meta={"forward": [fwd]})
 
 
+# ------------------------------------------------------------------------------ mmdet calls
+
+def _float_tensor(draw, vals, shape, grad=False):
+    dt = draw(st.sampled_from(("float32", "float64", "float64", "float16", "bfloat16")))
+    lay = draw(st.sampled_from(("c", "c", "strided", "T")))
+    return Tensor(Arr(vals, "float64", shape), dt, lay, requires_grad=grad)
+
+
+def _int_tensor(draw, vals, shape):
+    return Tensor(Arr(vals, "int64", shape), draw(st.sampled_from(("int64", "int64", "int32",
+                                                                    "uint8", "int8"))))
+
+
+MMDET_LOGITS = (0.0, 1.0, -1.0, 2.5, -3.0, 0.5, 1e-300, 1e17, -1e17, 65504.0, 1e308, 5e-324)
+
+
+@st.composite
+def mmdet_weights(draw, n, C, binary=True):
+    """None, one weight per anchor or per entry (0/1 for the ranking losses, any real for the
+    elementwise ones), or a bad one (values, shape, type)."""
+    kind = draw(st.sampled_from(("none", "none", "anchor", "anchor", "entry", "bad")))
+    good = (0.0, 1.0) if binary else (0.0, 1.0, 0.5, 2.0, 1e30)
+    if kind == "none":
+        return Val(None)
+    if kind in ("anchor", "entry"):
+        shape = (n,) if kind == "anchor" else ((n, C) if C is not None else (n,))
+        size = int(np.prod(shape))
+        vals = [draw(st.sampled_from(good)) for _ in range(size)]
+        return Tensor(Arr(vals, "float64", shape), draw(st.sampled_from(
+            ("float32", "float32", "float64", "bool", "int64"))))
+    return draw(st.sampled_from([
+        Tensor(Arr([0.5] * n, "float64", (n,)), "float32"),
+        Tensor(Arr([1.0] * (n + 1), "float64", (n + 1,)), "float32"),
+        Tensor(Arr([NAN] * n, "float64", (n,)), "float32"),
+        Val([1.0] * n), Val("1"),
+        Tensor(Arr([1.0] * n, "float64", (n,)), "complex64"),
+    ]))
+
+
+@st.composite
+def avg_factors(draw):
+    return draw(st.sampled_from([
+        Val(None), Val(None), Val(None), Val(5.0), Val(0.5), Val(1e-300), Val(3),
+        Tensor(Arr([7.5], "float64", ()), "float32"), Tensor(Arr([2.0], "float64", (1,)),
+                                                             "float64"),
+        Val(0.0), Val(-1.0), Val(NAN), Val(INF), Val("2"), Val(True), Val(10**400),
+        Tensor(Arr([1.0, 2.0], "float64", (2,)), "float32"),
+        Tensor(Arr([0.0], "float64", ()), "float32"),
+    ]))
+
+
+@st.composite
+def reduction_overrides(draw, elementwise):
+    good = [Val(None), Val(None), Val("mean")] + ([Val("sum"), Val("none")] if elementwise
+                                                  else [])
+    return draw(st.sampled_from(good + [Val("avg"), Val(1), Val("sum") if not elementwise
+                                        else Val("max")]))
+
+
+@st.composite
+def torch_cases_module_mmdet(draw, name):
+    """A loss module called as mmdetection calls it: ``loss(pred, target, weight=,
+    avg_factor=, reduction_override=)``."""
+    init = {}
+    n = draw(st.integers(0, 7))
+    C = draw(st.integers(1, 4))
+    wild = draw(st.integers(0, 9)) == 0
+    pred_vals = [draw(st.sampled_from(MMDET_LOGITS)) if draw(st.integers(0, 5)) == 0 else
+                 float(draw(st.integers(-3, 3))) for _ in range(n * C)]
+    pred = _float_tensor(draw, pred_vals, (n, C), grad=draw(st.integers(0, 4)) > 0)
+    if wild:
+        pred = draw(st.sampled_from([
+            Tensor(Arr(pred_vals, "float64", (n, C)), "int64"),
+            Tensor(Arr(pred_vals, "float64", (n * C,)), "float32"),
+            Tensor(Arr([NAN] + pred_vals[1:], "float64", (n, C)), "float32")
+            if n * C else pred,
+            Arr(pred_vals, "float64", (n, C))]))
+    labels = [draw(st.integers(0, C)) for _ in range(n)]
+    if wild and n:
+        labels[0] = draw(st.sampled_from([-1, C + 1, 2**40]))
+    lab = _int_tensor(draw, labels, (n,))
+    fkw = {"weight": draw(mmdet_weights(n, None if name in ("GAPLoss", "LGRCrossEntropyLoss")
+                                        else C, binary=name in ("RankSortLoss", "APLoss",
+                                                                "GAPLoss"))),
+           "avg_factor": draw(avg_factors())}
+    elementwise = name in ("BalancedL1Loss", "LGRCrossEntropyLoss")
+    fkw["reduction_override"] = draw(reduction_overrides(elementwise))
+    if name == "RankSortLoss":
+        _maybe_kw(draw, init, "delta", deltas())
+        _maybe_kw(draw, init, "method", methods(("bucketed", "dense", "brs")))
+        _maybe_kw(draw, init, "loss_weight", loss_weights())
+        q = [draw(st.sampled_from((0.0, 0.3, 0.8, 1.0, 0.5, 5e-324))) if y < C else 0.0
+             for y in labels]
+        if wild and n:
+            q[0] = draw(st.sampled_from([1.5, -0.1, NAN]))
+        scores = _float_tensor(draw, q, (n,))
+        target = SeqSpec([lab, scores], draw(st.sampled_from(["tuple", "tuple", "list"])))
+        if wild and draw(st.booleans()):
+            target = SeqSpec([lab], "tuple")
+    elif name == "APLoss":
+        _maybe_kw(draw, init, "delta", deltas())
+        _maybe_kw(draw, init, "interpolate", flags())
+        _maybe_kw(draw, init, "method", methods(("bucketed", "dense")))
+        _maybe_kw(draw, init, "loss_weight", loss_weights())
+        form = draw(st.sampled_from(["labels", "labels", "pair", "single"]))
+        target = lab if form == "labels" else SeqSpec(
+            [lab, _float_tensor(draw, [0.5] * n, (n,))] if form == "pair" else [lab], "tuple")
+    elif name == "GAPLoss":
+        init["num_classes"] = Val(C)
+        _maybe_kw(draw, init, "delta", deltas())
+        _maybe_kw(draw, init, "loss_weight", loss_weights())
+        _maybe_kw(draw, init, "method", methods(("bucketed", "dense")))
+        target = lab
+    elif name == "BalancedL1Loss":
+        for k in ("alpha", "gamma", "beta"):
+            _maybe_kw(draw, init, k, _real_arg(POS_GOOD, POS_BAD))
+        _maybe_kw(draw, init, "reduction", reductions())
+        _maybe_kw(draw, init, "loss_weight", loss_weights())
+        tv = [draw(st.sampled_from(REG_VALUES)) for _ in range(n * C)]
+        target = _float_tensor(draw, tv, (n, C))
+        fkw["weight"] = draw(mmdet_weights(n, C, binary=False))
+        if isinstance(fkw["weight"], Tensor) and fkw["weight"].arr.shape == (n,):
+            fkw["weight"] = Tensor(Arr(fkw["weight"].arr.values * C, "float64", (n, C)),
+                                   fkw["weight"].dtype) if draw(st.booleans()) else Tensor(
+                Arr(fkw["weight"].arr.values, "float64", (n, 1)), fkw["weight"].dtype)
+    elif name == "LGRCrossEntropyLoss":
+        for k in ("alpha", "gamma"):
+            _maybe_kw(draw, init, k, _real_arg(POS_GOOD, POS_BAD))
+        _maybe_kw(draw, init, "reduction", reductions())
+        _maybe_kw(draw, init, "loss_weight", loss_weights())
+        K = C + 1
+        pv = [draw(st.sampled_from(MMDET_LOGITS)) if draw(st.integers(0, 5)) == 0 else
+              float(draw(st.integers(-3, 3))) for _ in range(n * K)]
+        pred = _float_tensor(draw, pv, (n, K), grad=draw(st.integers(0, 4)) > 0)
+        target = lab
+    else:
+        raise AssertionError(name)
+    fkw = {k: v for k, v in fkw.items() if not (isinstance(v, Val) and v.value is None
+                                                 and draw(st.booleans()))}
+    return Case(name, [], init, meta={"forward": [pred, target], "forward_kw": fkw,
+                                      "mmdet": True})
+
+
+@st.composite
+def torch_cases_module_any(draw, name):
+    """The rankref-style call or the mmdetection call of a loss module."""
+    if draw(st.booleans()):
+        return draw(torch_cases_module_mmdet(name))
+    return draw(torch_cases_module(name))
+
+
+@st.composite
+def torch_cases_register_mmdet(draw):
+    prefix = draw(st.sampled_from([Val("RankRef"), Val("RankRef"), Val(""), Val("My"),
+                                   Val("1x"), Val("a b"), Val(5), Val(None)]))
+    pv = prefix.value if isinstance(prefix.value, str) else "RankRef"
+    reg = draw(st.sampled_from([RegistrySpec("fresh"), RegistrySpec("fresh"),
+                                RegistrySpec("taken", pv), RegistrySpec("dict"),
+                                RegistrySpec("int"), Val(None)]))
+    kw = {"prefix": prefix} if draw(st.integers(0, 3)) else {}
+    return Case("register_mmdet", [reg], kw, meta={"twice": draw(st.booleans())})
+
+
 TORCH_CASES = {
     "rank_sort_loss": torch_cases_rank_sort_loss(),
     "ap_loss": torch_cases_ap_loss(),
@@ -1264,11 +1428,12 @@ TORCH_CASES = {
     "iou_balanced_neg_sample": torch_cases_iou_balanced_neg_sample(),
     "instance_balanced_pos_sample": torch_cases_pos_sample("instance"),
     "class_balanced_pos_sample": torch_cases_pos_sample("class"),
-    "RankSortLoss": torch_cases_module("RankSortLoss"),
-    "APLoss": torch_cases_module("APLoss"),
-    "GAPLoss": torch_cases_module("GAPLoss"),
-    "BalancedL1Loss": torch_cases_module("BalancedL1Loss"),
-    "LGRCrossEntropyLoss": torch_cases_module("LGRCrossEntropyLoss"),
+    "RankSortLoss": torch_cases_module_any("RankSortLoss"),
+    "APLoss": torch_cases_module_any("APLoss"),
+    "GAPLoss": torch_cases_module_any("GAPLoss"),
+    "BalancedL1Loss": torch_cases_module_any("BalancedL1Loss"),
+    "LGRCrossEntropyLoss": torch_cases_module_any("LGRCrossEntropyLoss"),
+    "register_mmdet": torch_cases_register_mmdet(),
     "GuidedLossScaling": torch_cases_guided_loss_scaling(),
     "init_prior_bias_": torch_cases_init_prior_bias(),
     "BalancedFeaturePyramid": torch_cases_bfp(),

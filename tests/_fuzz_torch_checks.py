@@ -17,6 +17,7 @@ from _fuzz_core import (
     Findings,
     Model,
     finite,
+    m_array,
     invoke,
     is_int,
     judge,
@@ -57,8 +58,17 @@ def _params(fn):
         return []
 
 
-def m_tensor(M, name, obj):
+def _dtypes(kind):
     torch = _torch()
+    floats = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+    ints = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+    return {"float": floats, "int": ints, "target": (torch.bool,) + ints + floats,
+            "real": ints + floats}[kind]
+
+
+def m_tensor(M, name, obj, kind="target"):
+    """A tensor argument of rankref.torch: ``kind`` is the documented dtype family (float:
+    logits, scores, pred; int: labels, ids; target: bool, integer or float; real: no bool)."""
     if not _is_tensor(obj):
         M.set_bad(name, f"{type(obj).__name__} is not a torch.Tensor")
         return INVALID
@@ -66,13 +76,11 @@ def m_tensor(M, name, obj):
         M.set_either(name, "a meta tensor")
         M.tags.add("meta")
         return INVALID
-    if obj.is_complex():
-        M.set_bad(name, "complex tensor")
+    if obj.dtype not in _dtypes(kind):
+        M.set_bad(name, f"dtype {obj.dtype} (documented: {kind} tensor)")
         return INVALID
     if obj.is_floating_point() and obj.numel() and not bool(_torch().isfinite(obj).all()):
         M.set_bad(name, "non-finite entry")
-    if obj.dtype == torch.bool:
-        M.set_either(name, "bool tensor")
     return obj
 
 
@@ -159,12 +167,19 @@ def _backward_grad(F, what, loss_terms, x):
     return x.grad.detach().to(torch.float64).cpu().numpy()
 
 
-def _cmp(F, what, got, want, rtol, atol_rel, floor=0.0):
-    g = np.asarray(got, dtype=np.float64)
+def _cmp(F, what, got, want, rtol, atol_rel, floor=0.0, cap=None):
+    """Compare with rankref.  ``cap``: the gradient dtype's largest number; an entry whose exact
+    value is beyond it may be +-inf (float16/float32 gradients overflow as in any torch
+    backward; torch.amp.GradScaler detects and skips such steps)."""
+    g = np.array(got, dtype=np.float64)
     w = np.asarray(want, dtype=np.float64)
     if g.shape != w.shape:
         F.add("wrong shape", f"{what}: {g.shape} vs rankref {w.shape}")
         return
+    if cap is not None:
+        over = (np.abs(w) > cap * (1 - 1e-3)) & ((np.sign(g) == np.sign(w)) | (g == 0))
+        over &= np.abs(g) >= cap * (1 - 1e-2)
+        g[over] = w[over]
     if not finite(F, what, g):
         return
     scale = float(np.max(np.abs(w))) if w.size else 0.0
@@ -173,6 +188,11 @@ def _cmp(F, what, got, want, rtol, atol_rel, floor=0.0):
         i = int(np.flatnonzero(~ok.reshape(-1))[0])
         F.add("torch != rankref", f"{what}: flat entry {i} {g.reshape(-1)[i]!r} vs rankref "
               f"{w.reshape(-1)[i]!r}")
+
+
+def _cap(x):
+    torch = _torch()
+    return float(torch.finfo(x.dtype).max) if _is_tensor(x) and x.is_floating_point() else None
 
 
 def _scalar_out(F, what, t, like):
@@ -200,7 +220,7 @@ def _ranking_function(F, rt, rr, case, name):
     args, kw = case.build({})
     margs, mkw = case.build({})
     M = Model()
-    x = m_tensor(M, "logits", margs[0])
+    x = m_tensor(M, "logits", margs[0], "float")
     t = m_tensor(M, "targets", margs[1])
     model_kwargs(M, name, mkw)
     ref = None
@@ -237,7 +257,7 @@ def _ranking_function(F, rt, rr, case, name):
             F.add("torch != rankref", f"{what}: loss {v!r} vs rankref {w!r}")
     g = _backward_grad(F, what, terms, xx)
     if g is not None:
-        _cmp(F, what + " gradient", g, want_grad, *_grad_tol(xx), _floor(xx))
+        _cmp(F, what + " gradient", g, want_grad, *_grad_tol(xx), _floor(xx), _cap(xx))
 
 
 def check_rank_sort_loss(F, rt, rr, case):
@@ -248,14 +268,34 @@ def check_ap_loss(F, rt, rr, case):
     _ranking_function(F, rt, rr, case, "ap_loss")
 
 
+def torch_isfinite_nonneg(t):
+    torch = _torch()
+    v = t.detach().double()
+    return bool(torch.isfinite(v).all()) and not bool((v < 0).any())
+
+
 def check_gap_loss(F, rt, rr, case):
     fn = rt.gap_loss
     args, kw = case.build({"pkg": rr, "other": rr})
     margs, mkw = case.build({"pkg": rr, "other": rr})
     M = Model()
-    s = m_tensor(M, "scores", margs[0])
-    y = m_tensor(M, "labels", margs[1])
+    s = m_tensor(M, "scores", margs[0], "float")
+    y = m_tensor(M, "labels", margs[1], "int")
     model_kwargs(M, "gap_loss", mkw)
+    C = s.shape[-1] if s is not INVALID and s.dim() == 2 else None
+    for nm, v in (("counts", margs[2]), ("weights", mkw.get("weights"))):
+        if v is None or C is None or (nm == "counts" and hasattr(v, "num_classes")):
+            continue
+        if _is_tensor(v):
+            if v.device.type == "meta" or v.dtype not in _dtypes("real") or \
+                    tuple(v.shape) != (C,):
+                M.set_bad(nm, f"a tensor of dtype {v.dtype}, shape {tuple(v.shape)}")
+            elif not bool(torch_isfinite_nonneg(v)):
+                M.set_either(nm, "non-finite or negative entries")
+        else:
+            a = m_array(M, nm, v, shape=(C,))
+            if a is not INVALID and a.size and (a < 0).any():
+                M.set_bad(nm, "a negative entry")
     ref = None
     if s is not INVALID and y is not INVALID:
         counts = margs[2]
@@ -277,19 +317,27 @@ def check_gap_loss(F, rt, rr, case):
         F.add("torch != rankref", f"{what}: loss {v!r} vs rankref {ref.value.loss!r}")
     g = _backward_grad(F, what, [out.value], ss)
     if g is not None:
-        _cmp(F, what + " gradient", g, ref.value.grad, *_grad_tol(ss), _floor(ss))
+        _cmp(F, what + " gradient", g, ref.value.grad, *_grad_tol(ss), _floor(ss), _cap(ss))
 
 
-def _elementwise(F, rt, rr, case, name, tensor_names):
+def _elementwise(F, rt, rr, case, name, tensor_names, kinds):
     fn = getattr(rt, name)
     args, kw = case.build({})
     margs, mkw = case.build({})
     M = Model()
-    ts = [m_tensor(M, n, a) for n, a in zip(tensor_names, margs)]
+    ts = [m_tensor(M, n, a, k) for n, a, k in zip(tensor_names, margs, kinds)]
     model_kwargs(M, name, mkw)
+    if all(t is not INVALID for t in ts):  # the documented shapes
+        if name == "lgr_cross_entropy" and ts[0].dim() != 2:
+            M.set_bad("logits", f"{ts[0].dim()}-D, needs [n, K]")
+        elif name == "lgr_cross_entropy" and tuple(ts[1].shape) != tuple(ts[0].shape[:1]):
+            M.set_bad("labels", f"shape {tuple(ts[1].shape)}")
+        elif name == "balanced_l1_loss" and ts[0].shape != ts[1].shape:
+            M.set_bad("target", f"shape {tuple(ts[1].shape)} vs {tuple(ts[0].shape)}")
     ref = None
     if all(t is not INVALID for t in ts):
         ref = invoke(getattr(rr, name), [to_np(t) for t in ts], mkw)
+        _float32_range(M, ref, ts[0], tensor_names[0])
     what = f"rankref.torch.{name}"
     out = invoke(fn, args, kw, tensor_names)
     F.count(name)
@@ -308,18 +356,18 @@ def _elementwise(F, rt, rr, case, name, tensor_names):
     _cmp(F, what + " loss", res.detach().double().numpy(), ref.value[0], tol, tol, _floor(res))
     g = _backward_grad(F, what, [res], x)
     if g is not None:
-        _cmp(F, what + " gradient", g, ref.value[1], *_grad_tol(x), _floor(x))
+        _cmp(F, what + " gradient", g, ref.value[1], *_grad_tol(x), _floor(x), _cap(x))
 
 
 def check_balanced_l1_loss(F, rt, rr, case):
-    _elementwise(F, rt, rr, case, "balanced_l1_loss", ["pred", "target"])
+    _elementwise(F, rt, rr, case, "balanced_l1_loss", ["pred", "target"], ["float", "float"])
 
 
 def check_lgr_cross_entropy(F, rt, rr, case):
-    _elementwise(F, rt, rr, case, "lgr_cross_entropy", ["logits", "labels"])
+    _elementwise(F, rt, rr, case, "lgr_cross_entropy", ["logits", "labels"], ["float", "int"])
 
 
-def _sampler(F, rt, rr, case, name, tensor_names):
+def _sampler(F, rt, rr, case, name, tensor_names, kind):
     fn = getattr(rt, name, None)
     if fn is None:
         return
@@ -327,7 +375,7 @@ def _sampler(F, rt, rr, case, name, tensor_names):
     args, kw = case.build({})
     margs, mkw = case.build({})
     M = Model()
-    ts = [m_tensor(M, n, a) for n, a in zip(tensor_names, margs)]
+    ts = [m_tensor(M, n, a, kind) for n, a in zip(tensor_names, margs)]
     rng = mkw.get("rng")
     if not isinstance(rng, (np.random.Generator, torch.Generator)):
         M.set_bad("rng", f"{type(rng).__name__}")
@@ -365,21 +413,41 @@ def _sampler(F, rt, rr, case, name, tensor_names):
 
 
 def check_iou_balanced_neg_sample(F, rt, rr, case):
-    _sampler(F, rt, rr, case, "iou_balanced_neg_sample", ["max_overlaps"])
+    _sampler(F, rt, rr, case, "iou_balanced_neg_sample", ["max_overlaps"], "real")
 
 
 def check_instance_balanced_pos_sample(F, rt, rr, case):
-    _sampler(F, rt, rr, case, "instance_balanced_pos_sample", ["assigned_gt_inds"])
+    _sampler(F, rt, rr, case, "instance_balanced_pos_sample", ["assigned_gt_inds"], "int")
 
 
 def check_class_balanced_pos_sample(F, rt, rr, case):
-    _sampler(F, rt, rr, case, "class_balanced_pos_sample", ["labels", "assigned_gt_inds"])
+    _sampler(F, rt, rr, case, "class_balanced_pos_sample", ["labels", "assigned_gt_inds"],
+             "int")
 
 
 # ------------------------------------------------------------------------------ modules
 
+F32_MAX = float(np.finfo(np.float32).max)
+
+
 def _m_loss_weight(M, v, name="loss_weight"):
-    return m_real(M, name, v)
+    """Documented: a finite number in [0, float32's maximum]."""
+    return m_real(M, name, v, lo=0, hi=F32_MAX)
+
+
+def _float32_range(M, ref, x, name):
+    """float32 outputs: where rankref's float64 result is beyond float32's range, the tensor
+    call must refuse (naming the input)."""
+    torch = _torch()
+    if ref is None or not ref.ok or not _is_tensor(x) or x.dtype == torch.float64:
+        return
+    for arr in ref.value:
+        a = np.abs(np.asarray(arr, dtype=np.float64))
+        if a.size and a.max() > F32_MAX * (1 + 1e-6):
+            M.set_bad(name, "its loss or gradient is beyond float32's range")
+            return
+        if a.size and a.max() > F32_MAX * (1 - 1e-6):
+            M.set_either(name, "its loss or gradient is at the edge of float32's range")
 
 
 def _construct(F, M, cls, init, what):
@@ -418,11 +486,16 @@ def check_module(F, rt, rr, case):
     if "reduction" in init:
         m_choice(M, "reduction", init["reduction"], ("none", "mean", "sum"))
     if name == "GAPLoss":
-        m_count(M, "num_classes", init["num_classes"], 1, huge_either=10**6)
+        nc = m_count(M, "num_classes", init["num_classes"], 1)
+        if nc is not INVALID and nc > 2**24:
+            M.set_bad("num_classes", "above the documented maximum 2**24")
     out = _construct(F, M, cls, init, name)
     if out is None:
         return
     mod = out.value
+    if case.meta.get("mmdet"):
+        _check_mmdet_call(F, rr, cls, name, mod, init, M, case, lw)
+        return
     fwd_specs = case.meta["forward"]
     calls = case.meta.get("calls", 1)
     for _ in range(calls):
@@ -446,15 +519,18 @@ def check_module(F, rt, rr, case):
 
 
 FORWARD_NAMES = {"RankSortLoss": ("logits", "targets"), "APLoss": ("logits", "targets"),
-                 "BalancedL1Loss": ("pred", "target"), "LGRCrossEntropyLoss": ("logits", "labels"),
-                 "GAPLoss": ("scores", "labels")}
+                 "BalancedL1Loss": ("pred", "target"),
+                 "LGRCrossEntropyLoss": ("cls_score", "label"), "GAPLoss": ("scores", "labels")}
+FORWARD_KINDS = {"RankSortLoss": ("float", "target"), "APLoss": ("float", "target"),
+                 "BalancedL1Loss": ("float", "float"), "LGRCrossEntropyLoss": ("float", "int"),
+                 "GAPLoss": ("float", "int")}
 
 
 def _module_reference(M, rr, name, init, fargs, mod, counts_before):
     """The rankref outcome the module's rankref-style forward must match (None: no reference)."""
     torch = _torch()
     names = FORWARD_NAMES[name]
-    ts = [m_tensor(M, n, a) for n, a in zip(names, fargs[:2])]
+    ts = [m_tensor(M, n, a, k) for n, a, k in zip(names, fargs[:2], FORWARD_KINDS[name])]
     if name == "GAPLoss":
         C = init["num_classes"]
         s, y = fargs[0], fargs[1]
@@ -475,9 +551,18 @@ def _module_reference(M, rr, name, init, fargs, mod, counts_before):
     if name == "APLoss":
         return invoke(rr.ap_loss, [x, y], g)
     if name == "BalancedL1Loss":
-        return invoke(rr.balanced_l1_loss, [x, y], g)
+        ref = invoke(rr.balanced_l1_loss, [x, y], g)
+        _float32_range(M, ref, ts[0], "pred")
+        _reduced_range(M, ref, mod, ts[0], "pred")
+        return ref
     if name == "LGRCrossEntropyLoss":
-        return invoke(rr.lgr_cross_entropy, [x, y], g)
+        if ts[0].dim() != 2:
+            M.set_bad("cls_score", f"{ts[0].dim()}-D, needs [n, K]")
+            return None
+        ref = invoke(rr.lgr_cross_entropy, [x, y], g)
+        _float32_range(M, ref, ts[0], "cls_score")
+        _reduced_range(M, ref, mod, ts[0], "cls_score")
+        return ref
     if name == "GAPLoss":
         C = init["num_classes"]
         if not is_int(C) or not 1 <= C <= 10**6:
@@ -491,6 +576,344 @@ def _module_reference(M, rr, name, init, fargs, mod, counts_before):
                                                  "exclude_foreground")}
         return invoke(rr.gap_loss, [x, y, cc], g)
     return None
+
+
+def _reduced_range(M, ref, mod, x, name):
+    """The module's weighted, reduced loss beyond its dtype's range must be refused."""
+    torch = _torch()
+    if ref is None or not ref.ok or mod is None:
+        return
+    loss = np.asarray(ref.value[0], dtype=np.float64)
+    red = getattr(mod, "reduction", "mean")
+    lw = float(getattr(mod, "loss_weight", 1.0))
+    def total(a):
+        try:
+            return math.fsum(a)
+        except OverflowError:
+            return math.inf
+    with np.errstate(all="ignore"):
+        vals = [total(loss.reshape(-1)) / max(loss.size, 1)] if red == "mean" else \
+            [total(loss.reshape(-1))] if red == "sum" else list(loss.reshape(-1))
+    top = max([abs(v) * lw for v in vals] + [0.0])
+    limit = F32_MAX if x.dtype != torch.float64 else ex.FMAX
+    if top > limit * (1 + 1e-6):
+        M.set_bad(name, "the reduced loss is beyond the output dtype's range")
+    elif top > limit * (1 - 1e-6):
+        M.set_either(name, "the reduced loss is at the edge of the output dtype's range")
+
+
+# ------------------------------------------------------------------------------ mmdet calls
+
+def _mm_weight(M, w, shapes, binary):
+    """The weight of an mmdetection call: a real tensor of one of ``shapes`` (or broadcasting
+    to the first, for the elementwise losses), finite, 0/1 for the ranking losses."""
+    if w is None:
+        return None
+    t = m_tensor(M, "weight", w, "target")
+    if t is INVALID:
+        return None
+    if binary:
+        if tuple(t.shape) not in shapes:
+            M.set_bad("weight", f"shape {tuple(t.shape)}, not one of {shapes}")
+            return None
+    else:
+        torch = _torch()
+        try:
+            ok = tuple(torch.broadcast_shapes(t.shape, shapes[0])) == tuple(shapes[0])
+        except RuntimeError:
+            ok = False
+        if not ok:
+            M.set_bad("weight", f"shape {tuple(t.shape)} does not broadcast to {shapes[0]}")
+            return None
+    v = t.detach().double().cpu().numpy()
+    if not np.isfinite(v).all():
+        M.set_bad("weight", "non-finite entry")
+        return None
+    if binary and not np.isin(v, (0.0, 1.0)).all():
+        M.set_bad("weight", "a value other than 0 and 1")
+        return None
+    return v
+
+
+def _mm_avg(M, avg, elementwise, red):
+    if avg is None:
+        return None
+    torch = _torch()
+    if _is_tensor(avg):
+        if avg.device.type == "meta" or avg.numel() != 1 or avg.dtype not in _dtypes("real"):
+            M.set_bad("avg_factor", "not a one-element real tensor")
+            return None
+        v = float(avg.detach().double())
+        if not (math.isfinite(v) and v > 0):
+            M.set_bad("avg_factor", f"{v!r} is not > 0")
+            return None
+    else:
+        q = m_real(M, "avg_factor", avg, lo=0, lo_open=True)
+        if q is INVALID or q is None or abs(q) > ex.FMAX:
+            return None
+        v = float(q)
+    if elementwise and red == "sum":
+        M.set_bad("avg_factor", "with reduction 'sum'")
+        return None
+    del torch
+    return v
+
+
+def _mmdet_reference(M, rr, name, mod, init, fargs, fkw, counts_before):
+    """``(ref Outcome, value, grad)`` the mmdetection call must match (``ref`` refusing means
+    the call must refuse); ``(None, None, None)`` when the model already says bad."""
+    torch = _torch()
+    none = (None, None, None)
+    pred, target = fargs
+    elementwise = name in ("BalancedL1Loss", "LGRCrossEntropyLoss")
+    ro = fkw.get("reduction_override")
+    allowed = ("mean", "sum", "none") if elementwise else ("mean",)
+    if ro is not None and not (isinstance(ro, str) and ro in allowed):
+        M.set_bad("reduction_override", f"{ro!r} not in {allowed}")
+    red = ro if isinstance(ro, str) and ro in allowed else getattr(mod, "reduction", "mean")
+    avg = _mm_avg(M, fkw.get("avg_factor"), elementwise, red)
+    pname = "cls_score" if name == "LGRCrossEntropyLoss" else "pred"
+    x = m_tensor(M, pname, pred, "float")
+    if x is INVALID:
+        return none
+    if x.dim() != 2:
+        if name == "APLoss" and _is_tensor(target):  # the rankref call (checked elsewhere)
+            M.set_either(pname, "the rankref-style call of APLoss (not modelled here)")
+            return none
+        M.set_bad(pname, f"{x.dim()}-D, needs 2-D")
+        return none
+    n, C = x.shape
+    xn = to_np(x).astype(np.float64) if x.dtype != torch.float16 else to_np(x)
+    g = {k: v for k, v in init.items() if k in ("delta", "method", "interpolate", "gamma",
+                                                "alpha", "beta", "exclude_foreground")}
+    lw = float(getattr(mod, "loss_weight", 1.0))
+
+    def labels_of(obj, lo, hi, what="target"):
+        y = m_tensor(M, what, obj, "int")
+        if y is INVALID:
+            return None
+        if tuple(y.shape) != (n,):
+            M.set_bad(what, f"labels of shape {tuple(y.shape)}, needs ({n},)")
+            return None
+        yv = y.detach().cpu().numpy().astype(np.int64)
+        if yv.size and (yv.min() < lo or yv.max() > hi):
+            M.set_bad(what, f"a label outside [{lo}, {hi}]")
+            return None
+        return yv
+
+    if name in ("RankSortLoss", "APLoss"):
+        if name == "RankSortLoss":
+            if not isinstance(target, (tuple, list)) or len(target) != 2:
+                M.set_bad("target", "not the pair (labels, scores)")
+                return none
+            yv = labels_of(target[0], 0, C)
+            q = m_tensor(M, "target", target[1], "float")
+            if q is INVALID or yv is None:
+                return none
+            if tuple(q.shape) != (n,):
+                M.set_bad("target", f"scores of shape {tuple(q.shape)}")
+                return none
+            qv = q.detach().double().cpu().numpy()
+            if qv.size and not ((qv >= 0) & (qv <= 1)).all():
+                M.set_bad("target", "a score outside [0, 1]")
+                return none
+            qv = q.detach().float().double().cpu().numpy() if q.dtype in (
+                torch.float16, torch.bfloat16) else qv
+        else:
+            if isinstance(target, (tuple, list)):
+                if len(target) not in (1, 2):
+                    M.set_bad("target", f"a sequence of {len(target)}")
+                    return none
+                target = target[0]
+            yv = labels_of(target, 0, C)
+            if yv is None:
+                return none
+            qv = np.ones(n)
+        wv = _mm_weight(M, fkw.get("weight"), [(n,), (n, C)], True)
+        if M.bad:
+            return none
+        t = np.zeros((n, C))
+        for i in range(n):
+            if yv[i] < C:
+                t[i, yv[i]] = qv[i]
+        if name == "APLoss":
+            t = (t > 0).astype(np.float64)
+        if wv is not None:
+            full = np.broadcast_to(wv.reshape(n, 1) if wv.shape == (n,) else wv, (n, C))
+            t[full == 0] = -1
+        if name == "RankSortLoss":
+            ref = invoke(rr.rank_sort_loss, [xn, t], g)
+        else:
+            ref = invoke(rr.ap_loss, [xn, t], g)
+        if not ref.ok:
+            return ref, None, None
+        scale = 1.0 if avg is None else float((t > 0).sum()) / avg
+        val = (ref.value.ranking_loss + ref.value.sorting_loss if name == "RankSortLoss"
+               else ref.value.loss)
+        parts = ((ref.value.ranking_loss, ref.value.sorting_loss) if name == "RankSortLoss"
+                 else (ref.value.loss,))
+        limit = F32_MAX if x.dtype != torch.float64 else ex.FMAX
+        if max(abs(v) * scale for v in parts) > limit * (1 - 1e-6):
+            M.set_bad("avg_factor", "the normalised loss is beyond the loss dtype's range")
+            return none
+        return ref, lw * val * scale, lw * np.asarray(ref.value.grad, np.float64) * scale
+    if name == "GAPLoss":
+        C0 = init.get("num_classes")
+        if C != C0:
+            M.set_bad("pred", f"{C} columns for num_classes={C0}")
+            return none
+        yv = labels_of(target, -1, C)
+        wv = _mm_weight(M, fkw.get("weight"), [(n,)], True)
+        if yv is None or M.bad:
+            return none
+        used = np.where(wv == 0, -1, yv) if wv is not None else yv
+        cc = rr.ClassCounts(int(C))
+        cc.counts = counts_before.double().cpu().numpy().copy()
+        cc.update(used)
+        g = {k: v for k, v in g.items() if k in ("delta", "gamma", "method",
+                                                 "exclude_foreground")}
+        ref = invoke(rr.gap_loss, [xn, used, cc], g)
+        if not ref.ok:
+            return ref, None, None
+        return ref, lw * ref.value.loss, lw * np.asarray(ref.value.grad, np.float64)
+    if name == "BalancedL1Loss":
+        t = m_tensor(M, "target", target, "float")
+        if t is INVALID:
+            return none
+        if tuple(t.shape) != (n, C):
+            M.set_bad("target", f"shape {tuple(t.shape)} vs pred {(n, C)}")
+            return none
+        wv = _mm_weight(M, fkw.get("weight"), [(n, C)], False)
+        if M.bad:
+            return none
+        ref = invoke(rr.balanced_l1_loss, [xn, to_np(t).astype(np.float64) if t.dtype !=
+                                           torch.float16 else to_np(t)], g)
+        shape = (n, C)
+    else:
+        yv = labels_of(target, -1, C - 1, "label")
+        wv = _mm_weight(M, fkw.get("weight"), [(n,)], False)
+        if yv is None or M.bad:
+            return none
+        ref = invoke(rr.lgr_cross_entropy, [xn, yv], g)
+        shape = (n,)
+    if not ref.ok:
+        return ref, None, None
+    _float32_range(M, ref, x, pname)
+    loss, grad = (np.asarray(a, np.float64) for a in ref.value)
+    w = np.broadcast_to(wv, shape) if wv is not None else np.ones(shape)
+    with np.errstate(all="ignore"):
+        L = loss * w
+        if red == "none":
+            val, factor = L, 1.0
+        elif red == "sum":
+            val, factor = np.sum(L), 1.0
+        elif avg is not None:
+            val, factor = np.sum(L) / avg, 1.0 / avg
+        else:
+            val, factor = (np.mean(L) if L.size else 0.0), 1.0 / max(L.size, 1)
+        gw = w if grad.ndim == w.ndim else w.reshape(-1, 1)
+        gref = lw * grad * gw * factor
+        val = lw * np.asarray(val, np.float64)
+    limit = F32_MAX if x.dtype != torch.float64 else ex.FMAX
+    top = float(np.max(np.abs(val))) if np.size(val) else 0.0
+    if not np.isfinite(top) or top > limit * (1 + 1e-6):
+        M.set_bad(pname, "the weighted, reduced loss is beyond the output dtype's range")
+        return none
+    if top > limit * (1 - 1e-6):
+        M.set_either(pname, "the reduced loss is at the edge of the output dtype's range")
+    return ref, val, gref
+
+
+def _check_mmdet_call(F, rr, cls, name, mod, init, M, case, lw):
+    torch = _torch()
+    fargs = [s.build({"pkg": rr, "other": rr}) for s in case.meta["forward"]]
+    fkw = {k: v.build({}) for k, v in case.meta.get("forward_kw", {}).items()}
+    counts_before = mod.counts.detach().clone() if name == "GAPLoss" else None
+    fo = invoke(mod, fargs, fkw, ["pred", "target"])
+    F.count(name + ".forward (mmdet call)")
+    FM = Model()
+    FM.bad.update(M.bad)
+    FM.either.update(M.either)
+    ref, val, gref = _mmdet_reference(FM, rr, name, mod, init, fargs, fkw, counts_before)
+    params = (_params(mod.forward) + list(init) + _params(cls)
+              + ["labels", "scores", "label", "logits", "cls_score"])
+    what = name + ".forward (mmdet call)"
+    ok = _judge_against_ref(F, FM, fo, ref, params, what)
+    if name == "GAPLoss":
+        after = mod.counts.detach()
+        if not fo.ok and not torch.equal(after, counts_before):
+            F.add("state changed by a raising call", f"{what} raised "
+                  f"{type(fo.exc).__name__} but the counts changed")
+    if not ok or ref is None or not ref.ok or val is None:
+        return
+    x = fargs[0]
+    res = fo.value
+    if not _is_tensor(res):
+        F.add("wrong type", f"{what} returned {type(res).__name__}")
+        return
+    got = res.detach().double().cpu().numpy()
+    if got.shape != np.shape(val):
+        F.add("wrong shape", f"{what}: {got.shape} vs {np.shape(val)}")
+        return
+    if res.dtype != _loss_dtype(x):
+        F.add("wrong dtype", f"{what}: {res.dtype} for {x.dtype} input")
+    tol = 1e-6 if _loss_dtype(x) == torch.float32 else 1e-12
+    _cmp(F, what + " loss", got, val, tol, tol, _floor(res))
+    if x.requires_grad:
+        g = _backward_grad(F, what, [res], x)
+        if g is not None:
+            _cmp(F, what + " gradient", g, gref, *_grad_tol(x), _floor(x), _cap(x))
+
+
+def check_register_mmdet(F, rt, rr, case):
+    fn = rt.register_mmdet
+    args = [a.build({}) for a in case.args]
+    kw = {k: v.build({}) for k, v in case.kwargs.items()}
+    M = Model()
+    reg = args[0]
+    prefix = kw.get("prefix", "RankRef")
+    if not isinstance(prefix, str) or not (prefix == "" or prefix.isidentifier()):
+        M.set_bad("prefix", f"{prefix!r} is not usable in a class name")
+    mmdet_missing = False
+    if reg is None:
+        import importlib.util
+        mmdet_missing = importlib.util.find_spec("mmdet") is None
+    elif not (callable(getattr(reg, "get", None)) and callable(getattr(reg, "register_module",
+                                                                        None))):
+        M.set_bad("registry", f"{type(reg).__name__} is not a Registry")
+    elif "prefix" not in M.bad and reg.module_dict.get(prefix + "RankSortLoss") not in (
+            None, rt.RankSortLoss):
+        M.set_bad("prefix", "a name it makes is taken by another class")
+    out = invoke(fn, args, kw, ["registry"])
+    F.count("register_mmdet")
+    if mmdet_missing and not M.bad:
+        if out.ok or not isinstance(out.exc, ImportError) or "mmdet" not in str(out.exc):
+            F.add("wrong exception", f"register_mmdet() without mmdetection: "
+                  f"{'a result' if out.ok else repr(out.exc)[:200]}, documented ImportError")
+        return
+    if not judge(F, M, out, ["registry", "prefix"], "register_mmdet"):
+        return
+    res = out.value
+    names = {prefix + c for c in ("RankSortLoss", "APLoss", "GAPLoss", "BalancedL1Loss",
+                                  "LGRCrossEntropyLoss")}
+    if not isinstance(res, dict) or set(res) != names:
+        F.add("wrong value", f"register_mmdet returned {res!r}, expected the names {names}")
+        return
+    for k, c in res.items():
+        if reg.get(k) is not c or getattr(rt, c.__name__, None) is not c:
+            F.add("wrong value", f"register_mmdet: {k} is registered as {reg.get(k)!r}")
+            return
+    built = invoke(reg.build, [dict(type=prefix + "GAPLoss", num_classes=3, loss_weight=0.1)],
+                   {})
+    if not built.ok or not isinstance(built.value, rt.GAPLoss) or \
+            built.value.loss_weight != 0.1:
+        F.add("wrong value", f"registry.build of {prefix}GAPLoss: "
+              f"{built.value if built.ok else repr(built.exc)[:200]}")
+    if case.meta.get("twice"):
+        again = invoke(fn, args, kw)
+        if not again.ok or again.value != res:
+            F.add("wrong value", "register_mmdet called twice: "
+                  f"{'a different result' if again.ok else repr(again.exc)[:200]}")
 
 
 def _gap_state(F, mod, before, fargs, fo, init):
@@ -541,7 +964,7 @@ def _module_compare(F, name, mod, res, ref, fargs, lw):
         g = _backward_grad(F, what, terms, x)
         if g is not None:
             _cmp(F, what + " gradient", g, lw * np.asarray(ref.grad, dtype=np.float64),
-                 *_grad_tol(x), _floor(x))
+                 *_grad_tol(x), _floor(x), _cap(x))
     elif name in ("APLoss", "GAPLoss"):
         v = _scalar_out(F, what, res, x)
         want = lw * ref.loss
@@ -550,7 +973,7 @@ def _module_compare(F, name, mod, res, ref, fargs, lw):
         g = _backward_grad(F, what, [res], x)
         if g is not None:
             _cmp(F, what + " gradient", g, lw * np.asarray(ref.grad, dtype=np.float64),
-                 *_grad_tol(x), _floor(x))
+                 *_grad_tol(x), _floor(x), _cap(x))
     else:
         loss, grad = ref
         red = getattr(mod, "reduction", "mean")
@@ -582,12 +1005,24 @@ def check_guided(F, rt, rr, case):
     M = Model()
     vals = []
     for n, a in zip(("loc_loss", "cls_loss"), fargs):
-        t = m_tensor(M, n, a)
+        t = m_tensor(M, n, a, "float")
         if t is not INVALID:
+            if t.numel() != 1:
+                M.set_bad(n, f"{t.numel()} values, not a scalar loss")
+                continue
             v = float(t.detach().double())
             if not math.isfinite(v) or v < 0:
-                M.set_either(n, f"{v!r}")
+                M.set_bad(n, f"{v!r} is not a finite loss >= 0")
             vals.append(v)
+    if len(vals) == 2 and not M.bad:
+        dt = torch.promote_types(fargs[0].dtype, fargs[1].dtype)
+        top = float(torch.finfo(dt).max)
+        loc, c = vals
+        g = ex.fr(loc) / ex.fr(c) if c != 0 else 1
+        if abs(g) > ex.FMAX:  # g is computed in float64
+            M.set_bad("cls_loss", "loc_loss / cls_loss beyond float64's range")
+        elif (2 * ex.fr(loc) if c != 0 else ex.fr(loc)) > top * (1 - 1e-3):
+            M.set_either("loc_loss", "the scaled loss at or beyond the dtype's range")
     out = invoke(mod, fargs, {}, ["loc_loss", "cls_loss"])
     F.count("GuidedLossScaling.forward")
     if not judge(F, M, out, ["loc_loss", "cls_loss"], "GuidedLossScaling.forward"):
@@ -664,8 +1099,11 @@ def check_bfp(F, rt, rr, case):
         return
     init = {k: v.build({}) for k, v in case.kwargs.items()}
     M = Model()
-    C = m_count(M, "in_channels", init.get("in_channels"), 1, huge_either=4096)
-    L = m_count(M, "num_levels", init.get("num_levels"), 1, huge_either=64)
+    C = m_count(M, "in_channels", init.get("in_channels"), 1)
+    L = m_count(M, "num_levels", init.get("num_levels"), 1)
+    for name, v in (("in_channels", C), ("num_levels", L)):
+        if v is not INVALID and v > 2**16:
+            M.set_bad(name, "above the documented maximum 2**16")
     rl = init.get("refine_level", 2)
     if not is_int(rl) or (L is not INVALID and not 0 <= rl < L):
         M.set_bad("refine_level", f"{rl!r}")
@@ -685,7 +1123,10 @@ def check_bfp(F, rt, rr, case):
         FM.set_bad("inputs", f"{len(levels)} levels for num_levels={L}")
     shapes = [tuple(t.shape) for t in levels]
     if len({t.dtype for t in levels}) > 1:
-        FM.set_either("inputs", f"mixed dtypes {sorted(str(t.dtype) for t in levels)}")
+        FM.set_bad("inputs", f"mixed dtypes {sorted(str(t.dtype) for t in levels)}")
+    param = next(mod.parameters(), None)
+    if param is not None and any(t.dtype != param.dtype for t in levels):
+        FM.set_bad("inputs", f"dtype other than the parameters' {param.dtype}")
     for i, s in enumerate(shapes):
         if len(s) != 4 or s[1] != C or s[0] != shapes[0][0] or 0 in s:
             FM.set_bad("inputs", f"level {i} has shape {s} (in_channels={C})")
@@ -725,6 +1166,7 @@ CHECKS = {
     "GuidedLossScaling": check_guided,
     "init_prior_bias_": check_init_prior,
     "BalancedFeaturePyramid": check_bfp,
+    "register_mmdet": check_register_mmdet,
 }
 
 

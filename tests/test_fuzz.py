@@ -54,8 +54,8 @@ LOG_DIR = os.environ.get("RANKREF_FUZZ_LOG")
 # result types in __all__: NamedTuples, fuzzed as the return values of the functions
 RESULT_TYPES = {"RelaxedRanks", "Buckets", "RankSortResult", "APLossResult", "GAPResult",
                 "ForegroundPrior"}
-# rankref.torch public names that take no numeric input worth fuzzing
-TORCH_EXEMPT = {"register_mmdet": "registers classes in a registry; no numeric input"}
+# rankref.torch public names that take no input worth fuzzing (none today)
+TORCH_EXEMPT = {}
 
 TARGETS = ([("rankref", f) for f in RANKREF_CASES]
            + [("rankref_gpu", f) for f in RANKREF_CASES]
@@ -81,7 +81,9 @@ def reproducer(pkg, case):
         return "; ".join(lines).replace("pkg", p.rstrip("."))
     if "forward" in case.meta:
         init = ", ".join(f"{k}={v.code()}" for k, v in case.kwargs.items())
-        fwd = ", ".join(s.code() for s in case.meta["forward"])
+        fwd = ", ".join([s.code() for s in case.meta["forward"]]
+                        + [f"{k}={v.code()}" for k, v in case.meta.get("forward_kw",
+                                                                         {}).items()])
         times = case.meta.get("calls", 1)
         call = f"m = {p}{case.func}({init}); " + "; ".join([f"m({fwd})"] * times)
         return call.replace("pkg.", "rr.")

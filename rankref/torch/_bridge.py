@@ -224,6 +224,19 @@ def _avg(avg_factor, avg_number):
     return avg_number
 
 
+def _check_scaled(losses, gdt, scale):
+    """Refuse an avg_factor so small that the normalised loss is beyond the loss dtype's
+    range (one host read; only when avg_factor is given)."""
+    top = torch.finfo(gdt).max
+    for v in losses:
+        if not bool(torch.isfinite(v)) or float(v.abs()) > top:
+            raise ValueError(
+                f"avg_factor is too small: the loss normalised by it ({float(v)!r}, |P| / "
+                f"avg_factor = {float(scale)!r}) is beyond {gdt}'s range. Pass the number of "
+                f"positives (or another normaliser >= 1)."
+            )
+
+
 def _normaliser(t, avg):
     """``|P| / avg_factor`` (a 0-d float64 tensor), or None when avg_factor is None."""
     if avg is None:
@@ -260,7 +273,8 @@ def rank_sort_op(logits: Tensor, targets: Tensor, weight: Optional[Tensor],
             grads = [_empty(logits, gdt), _empty(logits, gdt)]
         if scale is not None:
             losses = [v * scale for v in losses]
-            grads = [g * scale.to(gdt) for g in grads]
+            _check_scaled(losses, gdt, scale)
+            grads = [(g.to(torch.float64) * scale).to(gdt) for g in grads]
         return losses[0].to(gdt), losses[1].to(gdt), grads[0], grads[1]
 
 
@@ -308,7 +322,9 @@ def ap_op(logits: Tensor, targets: Tensor, weight: Optional[Tensor],
             grad = _empty(logits, gdt)
         scale = _normaliser(t, avg)
         if scale is not None:
-            loss, grad = loss * scale, grad * scale.to(gdt)
+            loss = loss * scale
+            _check_scaled([loss], gdt, scale)
+            grad = (grad.to(torch.float64) * scale).to(gdt)
         return loss.to(gdt), grad
 
 
@@ -363,7 +379,8 @@ def gap_op(scores: Tensor, labels: Tensor, weight: Optional[Tensor], counts: Opt
         if counts is None:
             new_counts = torch.empty((0,), dtype=torch.int64, device=dev)
         elif update_counts:
-            hist = torch.bincount(torch.where(y >= 0, y, C), minlength=C + 1)[:C]
+            # labels outside [-1, C] are refused below, by the backend; bounded bins here
+            hist = torch.bincount(torch.where((y >= 0) & (y < C), y, C), minlength=C + 1)[:C]
             hist = hist.to(counts.dtype)
             if sync:
                 _distributed.all_reduce_sum(hist)

@@ -234,6 +234,8 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
     g = _checks.flag(gather, "gather")
     omega = None
     if weights is not None:
+        if counts is not None:  # checked even though weights replace it
+            _counts_tensor(counts, C, s.device)
         omega = _counts_tensor(weights, C, s.device, "weights")
         cnt = None
     elif counts is None:

@@ -74,8 +74,10 @@ class GuidedLossScaling(nn.Module):
             if t.numel() != 1:
                 raise ValueError(f"{name} must be a scalar loss, got shape {tuple(t.shape)}.")
         _checks.same_device(loc_loss, "loc_loss", cls_loss, "cls_loss")
-        cls_d = cls_loss.detach()
-        g = torch.where(cls_d == 0, torch.ones_like(cls_d), loc_loss.detach() / cls_d)
+        # g in float64: g cls = loc exactly even where g is beyond (or below) the losses' range
+        cls_d = cls_loss.detach().to(torch.float64)
+        g = torch.where(cls_d == 0, torch.ones_like(cls_d),
+                        loc_loss.detach().to(torch.float64) / cls_d)
         if not torch.compiler.is_compiling():
             loc_v, cls_v = float(loc_loss.detach()), float(cls_d)
             for v, name in ((loc_v, "loc_loss"), (cls_v, "cls_loss")):
@@ -83,12 +85,22 @@ class GuidedLossScaling(nn.Module):
                     raise ValueError(f"{name} must be a finite loss >= 0, got {v!r}.")
             if not bool(torch.isfinite(g).all()):
                 raise ValueError(
-                    f"loc_loss / cls_loss = {loc_v!r} / {cls_v!r} is beyond the range of "
-                    f"{g.dtype}: the scaled classification loss would get an infinite gradient. "
-                    f"Compute the losses in float64 or skip the scaling for this batch."
+                    f"loc_loss / cls_loss = {loc_v!r} / {cls_v!r} is beyond float64's range: "
+                    f"the scaled classification loss would get an infinite gradient. Skip the "
+                    f"scaling for this batch."
                 )
+        dt = torch.promote_types(loc_loss.dtype, cls_loss.dtype)
+        term = (g * cls_loss.reshape(g.shape).to(torch.float64)).to(dt).reshape(cls_loss.shape)
         delta = self.p ** 2
-        return loc_loss + g * delta * cls_loss - torch.log(delta)
+        out = loc_loss + delta * term - torch.log(delta)
+        if not torch.compiler.is_compiling() and not bool(torch.isfinite(out).all()):
+            raise ValueError(
+                f"the scaled loss loc_loss + g delta cls_loss - log(delta) is beyond the range "
+                f"of {out.dtype} (loc_loss={float(loc_loss.detach())!r}, "
+                f"cls_loss={float(cls_d)!r}, delta={float(delta.detach())!r}); compute the "
+                f"losses in a wider dtype."
+            )
+        return out
 
     def extra_repr(self):
         return f"delta={float(self.delta.detach()):g}"

@@ -351,10 +351,22 @@ def _elementwise_checks(weight, shape, reduction, avg_factor, cls):
         if out != torch.Size(shape):
             raise ValueError(f"weight of shape {tuple(w.shape)} does not broadcast to the loss "
                              f"of shape {tuple(shape)}.")
+        if w.is_floating_point() and not torch.compiler.is_compiling():
+            bad = _bridge._first(~torch.isfinite(w.detach()))
+            if bad >= 0:
+                raise ValueError(f"weight must be finite, but flat entry {bad} is "
+                                 f"{float(w.detach().reshape(-1)[bad])!r}.")
     if avg_factor is not None and reduction == "sum":
         raise ValueError(f"avg_factor cannot be used with reduction='sum' in {cls} (it divides "
                          f"the sum: use reduction='mean').")
     return w
+
+
+def _early_avg_factor(avg_factor, like):
+    """Check avg_factor (its value too, when it is a tensor) before anything is computed."""
+    avg_t, _ = _checks.avg_factor(avg_factor, like)
+    if avg_t is not None and not torch.compiler.is_compiling():
+        _checks.avg_factor_value(avg_t)
 
 
 def _elementwise_reduce(loss, weight, reduction, avg_factor, cls):
@@ -372,6 +384,18 @@ def _elementwise_reduce(loss, weight, reduction, avg_factor, cls):
             _checks.avg_factor_value(avg_t)
         avg_n = avg_t.to(loss.dtype)
     return loss.sum() / avg_n if reduction == "mean" else loss
+
+
+def _finite_output(out, cls):
+    """Refuse a weighted, reduced loss whose exact value is beyond its dtype's range (a sum of
+    large losses, or large weights): it would be inf.  One host read (skipped when compiling)."""
+    if out.numel() and not torch.compiler.is_compiling() and not bool(torch.isfinite(out).all()):
+        raise ValueError(
+            f"{cls}: the weighted, reduced loss is beyond {out.dtype}'s range (its exact value "
+            f"overflows); scale pred and target, weight or loss_weight down, or pass float64 "
+            f"tensors."
+        )
+    return out
 
 
 class BalancedL1Loss(nn.Module):
@@ -414,11 +438,10 @@ class BalancedL1Loss(nn.Module):
             reduction_override, ("mean", "sum", "none"), "BalancedL1Loss", "reduction_override")
         p = _checks.floating(pred, "pred")
         w = _elementwise_checks(weight, p.shape, red, avg_factor, "BalancedL1Loss")
-        if avg_factor is not None:
-            _checks.avg_factor(avg_factor, p)
+        _early_avg_factor(avg_factor, p)
         loss = F.balanced_l1_loss(pred, target, self.alpha, self.gamma, self.beta)
-        return self.loss_weight * _elementwise_reduce(loss, w, red, avg_factor,
-                                                      "BalancedL1Loss")
+        return _finite_output(self.loss_weight * _elementwise_reduce(
+            loss, w, red, avg_factor, "BalancedL1Loss"), "BalancedL1Loss")
 
     def extra_repr(self):
         return _config(self, ("alpha", "gamma", "beta", "reduction", "loss_weight"))
@@ -481,11 +504,10 @@ class LGRCrossEntropyLoss(nn.Module):
             raise ValueError(f"label must have shape ({z.shape[0]},), one class per row of "
                              f"cls_score; got {tuple(y.shape)}.")
         w = _elementwise_checks(weight, z.shape[:1], red, avg_factor, "LGRCrossEntropyLoss")
-        if avg_factor is not None:
-            _checks.avg_factor(avg_factor, z)
+        _early_avg_factor(avg_factor, z)
         loss = F.lgr_cross_entropy(cls_score, label, self.alpha, self.gamma)
-        return self.loss_weight * _elementwise_reduce(loss, w, red, avg_factor,
-                                                      "LGRCrossEntropyLoss")
+        return _finite_output(self.loss_weight * _elementwise_reduce(
+            loss, w, red, avg_factor, "LGRCrossEntropyLoss"), "LGRCrossEntropyLoss")
 
     def extra_repr(self):
         return _config(self, ("alpha", "gamma", "reduction", "loss_weight"))
