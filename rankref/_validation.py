@@ -52,6 +52,20 @@ def check_flag(value, name):
                     f"{show(value)}.")
 
 
+_NOT_NUMBERS = (bool, np.bool_, np.timedelta64, np.datetime64)  # NumPy registers timedelta64
+# as a numbers.Integral
+
+
+def is_real(value):
+    """A real number (Python, NumPy or Fraction), not a bool or a NumPy time value."""
+    return isinstance(value, numbers.Real) and not isinstance(value, _NOT_NUMBERS)
+
+
+def is_integer(value):
+    """An integer (Python or NumPy), not a bool or a NumPy time value."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, _NOT_NUMBERS)
+
+
 def check_real(value, name, what=None, *, low=None, low_open=False, high=None,
                high_open=False):
     """A real scalar as a float64, within ``[low, high]`` (open ends as asked).
@@ -68,7 +82,7 @@ def check_real(value, name, what=None, *, low=None, low_open=False, high=None,
         if high is not None:
             parts.append(f"{'<' if high_open else '<='} {high:g}")
         what = "a finite number" + (" " + " and ".join(parts) if parts else "")
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if not is_real(value):
         raise ValueError(f"{name} must be {what}, got {type(value).__name__} {show(value)}.")
     try:
         if isinstance(value, np.floating) and value.dtype.itemsize > 8:
@@ -106,7 +120,7 @@ def _is_inf(value):
 def check_int(value, name, low, high=None):
     """An integer (Python or NumPy, not bool) in ``[low, high]``, as a Python int."""
     rng = f">= {low}" if high is None else f"in [{low}, {show(high)}]"
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    if not is_integer(value):
         raise ValueError(f"{name} must be an integer {rng}, got {type(value).__name__} "
                          f"{show(value)}.")
     v = int(value)

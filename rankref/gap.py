@@ -5,7 +5,6 @@ positives of class m are the entries ``(r, m)`` of the rows labelled m; every cl
 against the *shared* negatives ``Nhat``, the entries that are a positive of no class, in one global
 ranking over the whole ``[n, C]`` score matrix.
 """
-import numbers
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -22,6 +21,7 @@ from ._validation import (
     check_int,
     check_method,
     check_nonnegative,
+    is_integer,
     nonfinite_error,
     raise_nonfinite,
     show,
@@ -73,15 +73,16 @@ class ClassCounts:
         arr = to_array(labels, "labels")
         y = as_labels(arr.reshape(-1), arr.size, self.num_classes)
         fg = y[(y >= 0) & (y < self.num_classes)]
-        new = self.counts + np.bincount(fg, minlength=self.num_classes)
-        if (new > MAX_COUNT).any():
-            k = int(np.flatnonzero(new > MAX_COUNT)[0])
+        hist = np.bincount(fg, minlength=self.num_classes)
+        over = hist > MAX_COUNT - self.counts  # exact for integral counts up to 2**53
+        if over.any():
+            k = int(np.flatnonzero(over)[0])
             raise ValueError(
-                f"labels would raise the count of class {k} to {new[k]:.17g}, above 2**53, "
-                f"where float64 counts can no longer grow one by one; reset() the counts or "
-                f"rescale them (load_state_dict) first."
+                f"labels would raise the count of class {k} above 2**53 ({self.counts[k]!r} + "
+                f"{int(hist[k])}), where float64 counts can no longer grow one by one; reset() "
+                f"the counts or rescale them (load_state_dict) first."
             )
-        self.counts[...] = new
+        self.counts[...] = self.counts + hist
         return self
 
     def weights(self, gamma=1.0):
@@ -154,7 +155,7 @@ class ClassCounts:
             raise ValueError(f"state must hold only the keys 'num_classes' and 'counts', but "
                              f"it also has {extra}.")
         nc = state["num_classes"]
-        if isinstance(nc, (bool, np.bool_)) or not isinstance(nc, numbers.Integral):
+        if not is_integer(nc):
             raise TypeError(f"state's num_classes must be an int, got {type(nc).__name__} "
                             f"{show(nc)}.")
         arr = to_array(state["counts"], "counts")

@@ -1,21 +1,20 @@
 """Sampling-Free (Chen et al., IEEE TIP 2021, section IV): optimal bias initialisation and
 guided loss scaling.  The learnable scale of Eq. 23 lives in ``rankref.torch``."""
 import math
-import numbers
 from collections.abc import Iterable
 from fractions import Fraction
 from typing import NamedTuple
 
 import numpy as np
 
-from ._validation import ArgumentTypeError, as_fraction, check_int, show, to_array
+from ._validation import ArgumentTypeError, as_fraction, check_int, is_real, show, to_array
 
 __all__ = ["optimal_bias", "foreground_prior", "ForegroundPrior", "guided_scale"]
 
 
 def _count(value, name):
     """A count >= 0 as an exact Fraction (Python/NumPy ints and floats, Fractions; not bool)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if not is_real(value):
         raise ValueError(f"{name} must be a count >= 0 (an int or a float), got "
                          f"{type(value).__name__} {show(value)}.")
     try:
@@ -119,7 +118,7 @@ def guided_scale(loc_loss, cls_loss):
     """
     values = []
     for name, v in (("loc_loss", loc_loss), ("cls_loss", cls_loss)):
-        if isinstance(v, (numbers.Real, np.ndarray)) and not isinstance(v, (bool, np.bool_)):
+        if is_real(v) or isinstance(v, np.ndarray):
             arr = np.asarray(v) if isinstance(v, np.ndarray) else None
             if arr is not None and (arr.size != 1 or arr.dtype.kind not in "fiu"):
                 raise ValueError(f"{name} must be a real scalar, got {show(v)}.")

@@ -329,10 +329,15 @@ def verify_buckets(F, M, B, res, env, case):
         F.add("wrong value", f"make_buckets.counts {counts.tolist()} vs members {ecounts}")
     for b in range(M_exp + 1):
         mag = sum(abs(v) for v in members[b])
-        if not finite(F, "make_buckets.sums", sums[b:b + 1]):
+        if abs(esums[b]) > Fraction(FMAX_MP):  # documented: a sum beyond float64 is +-inf
+            if not (np.isinf(sums[b]) and (sums[b] > 0) == (esums[b] > 0)):
+                F.add("wrong value", f"make_buckets.sums[{b}] is {float(sums[b])!r}; the exact "
+                      f"sum is beyond float64's range (documented +-inf)")
+                return
+        elif not finite(F, "make_buckets.sums", sums[b:b + 1]):
             return
-        if abs(Fraction(float(sums[b])) - esums[b]) > Fraction(1e-12) * mag + Fraction(
-                1, 2**1074) if math.isfinite(float(sums[b])) else True:
+        if math.isfinite(float(sums[b])) and abs(Fraction(float(sums[b])) - esums[b]) > \
+                Fraction(1e-12) * mag + Fraction(1, 2**1074):
             F.add("wrong value", f"make_buckets(kind={kind!r}, delta={fl(d)!r}).sums[{b}] is "
                   f"{float(sums[b])!r}, exact {fl(esums[b])!r}")
             return
@@ -954,6 +959,8 @@ def model_bcw(M, B, env):
         M.set_bad("frequencies", "a frequency <= 0")
     M.val["f"] = f
     M.val["S"] = m_count(M, "num_buckets", B["num_buckets"], 2)
+    if M.val["S"] is not INVALID and M.val["S"] > 2**53:
+        M.set_bad("num_buckets", "above the documented maximum 2**53")
     M.val["a"] = m_real(M, "a", B["a"])
     M.val["t"] = _pos_param(M, "t", B["t"])
 
@@ -1090,7 +1097,7 @@ def model_guided(M, B, env):
     for name in ("loc_loss", "cls_loss"):
         v = B[name]
         if isinstance(v, (list, tuple)) or (isinstance(v, np.ndarray) and v.ndim > 0):
-            a = m_array(M, name, v)
+            a = m_array(M, name, v, exact64=None)  # computed exactly (Fractions)
             if a is INVALID:
                 return
             if a.size != 1:

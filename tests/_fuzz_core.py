@@ -272,7 +272,8 @@ def _norm(msg):
 # ------------------------------------------------------------------------------ argument models
 
 def is_int(v):
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+    return isinstance(v, (int, np.integer)) and not isinstance(
+        v, (bool, np.bool_, np.timedelta64, np.datetime64))
 
 
 def m_array(M, name, obj, kinds="fiu", finite=True, ndim=None, shape=None, nonempty=False,
@@ -356,6 +357,9 @@ def m_real(M, name, v, lo=None, lo_open=False, hi=None, hi_open=False, allow_non
             M.set_bad(name, "a bool")
             return INVALID
         q = Fraction(int(v))
+    elif isinstance(v, (np.timedelta64, np.datetime64)):
+        M.set_bad(name, f"a NumPy {type(v).__name__} is not a number")
+        return INVALID
     elif isinstance(v, np.ndarray):
         if v.ndim == 0 and v.dtype.kind in "fiu":
             M.set_either(name, "a 0-d array")

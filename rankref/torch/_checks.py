@@ -5,13 +5,12 @@ runs before any computation and is traced by ``torch.compile`` without a graph b
 tensor *values* run inside the custom ops (see :mod:`rankref.torch._bridge`).
 """
 import math
-import numbers
 
 import numpy as np
 import torch
 
 from rankref._validation import check_delta  # noqa: F401  (re-exported)
-from rankref._validation import check_flag, check_method, check_real  # noqa: F401
+from rankref._validation import check_flag, check_method, check_real, is_integer  # noqa: F401
 
 __all__ = []
 
@@ -103,8 +102,7 @@ def flag(value, name):
 
 def integer(value, name, low, high):
     """An integer in ``[low, high]`` (bool refused)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
-            or not low <= value <= high:
+    if not is_integer(value) or not low <= value <= high:
         raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}.")
     return int(value)
 
@@ -122,7 +120,7 @@ def use_sigmoid(value, cls):
 
 
 def reduction(value, allowed, cls, name="reduction"):
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         extra = ""
         if value in ("none", "sum") and "none" not in allowed:
             extra = (f" {cls} is a ranking loss: one normalised value for the whole batch, "

@@ -2,9 +2,7 @@
 Sampling-Free's guided loss scaling and prior bias initialisation.  Plain PyTorch (autograd
 derivatives, no rankref backend)."""
 import math
-import numbers
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -194,11 +192,11 @@ class BalancedFeaturePyramid(nn.Module):
         # the refinement holds up to 3 in_channels**2 weights: at most 2**16 channels
         self.in_channels = _checks.integer(in_channels, "in_channels", 1, 2**16)
         self.num_levels = _checks.integer(num_levels, "num_levels", 1, 2**16)
-        if isinstance(refine_level, (bool, np.bool_)) or not isinstance(
-                refine_level, numbers.Integral) or not 0 <= refine_level < num_levels:
+        if not _checks.is_integer(refine_level) or not 0 <= refine_level < num_levels:
             raise ValueError(f"refine_level must be an integer in [0, {num_levels}), got "
                              f"{refine_level!r}.")
-        if refine_type not in ("non_local", "conv", None):
+        if not (refine_type is None or (isinstance(refine_type, str)
+                                        and refine_type in ("non_local", "conv"))):
             raise ValueError(
                 f"refine_type must be 'non_local', 'conv' or None, got {refine_type!r}.")
         self.refine_level = int(refine_level)
