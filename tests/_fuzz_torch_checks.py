@@ -283,6 +283,8 @@ def check_gap_loss(F, rt, rr, case):
     y = m_tensor(M, "labels", margs[1], "int")
     model_kwargs(M, "gap_loss", mkw)
     C = s.shape[-1] if s is not INVALID and s.dim() == 2 else None
+    if margs[2] is None and mkw.get("weights") is None:
+        M.set_bad("counts", "None without weights")
     for nm, v in (("counts", margs[2]), ("weights", mkw.get("weights"))):
         if v is None or C is None or (nm == "counts" and hasattr(v, "num_classes")):
             continue
@@ -474,7 +476,7 @@ def check_module(F, rt, rr, case):
         m_choice(M, "method", init["method"], ("bucketed", "dense", "brs") if
                  name == "RankSortLoss" else ("bucketed", "dense"))
     for k in ("loss_weight", "lam"):
-        if k in init:
+        if k in init and not (k == "lam" and init[k] is None):  # lam=None: not given
             q = _m_loss_weight(M, init[k], k)
             lw = float(q) if q is not INVALID and q is not None and abs(q) <= ex.FMAX else lw
     for k in ("alpha", "gamma", "beta"):

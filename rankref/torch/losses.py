@@ -386,14 +386,13 @@ def _elementwise_reduce(loss, weight, reduction, avg_factor, cls):
     return loss.sum() / avg_n if reduction == "mean" else loss
 
 
-def _finite_output(out, cls):
+def _finite_output(out, cls, inputs):
     """Refuse a weighted, reduced loss whose exact value is beyond its dtype's range (a sum of
     large losses, or large weights): it would be inf.  One host read (skipped when compiling)."""
     if out.numel() and not torch.compiler.is_compiling() and not bool(torch.isfinite(out).all()):
         raise ValueError(
             f"{cls}: the weighted, reduced loss is beyond {out.dtype}'s range (its exact value "
-            f"overflows); scale pred and target, weight or loss_weight down, or pass float64 "
-            f"tensors."
+            f"overflows); scale {inputs}, weight or loss_weight down, or pass float64 tensors."
         )
     return out
 
@@ -441,7 +440,7 @@ class BalancedL1Loss(nn.Module):
         _early_avg_factor(avg_factor, p)
         loss = F.balanced_l1_loss(pred, target, self.alpha, self.gamma, self.beta)
         return _finite_output(self.loss_weight * _elementwise_reduce(
-            loss, w, red, avg_factor, "BalancedL1Loss"), "BalancedL1Loss")
+            loss, w, red, avg_factor, "BalancedL1Loss"), "BalancedL1Loss", "pred and target")
 
     def extra_repr(self):
         return _config(self, ("alpha", "gamma", "beta", "reduction", "loss_weight"))
@@ -507,7 +506,8 @@ class LGRCrossEntropyLoss(nn.Module):
         _early_avg_factor(avg_factor, z)
         loss = F.lgr_cross_entropy(cls_score, label, self.alpha, self.gamma)
         return _finite_output(self.loss_weight * _elementwise_reduce(
-            loss, w, red, avg_factor, "LGRCrossEntropyLoss"), "LGRCrossEntropyLoss")
+            loss, w, red, avg_factor, "LGRCrossEntropyLoss"), "LGRCrossEntropyLoss",
+            "cls_score")
 
     def extra_repr(self):
         return _config(self, ("alpha", "gamma", "reduction", "loss_weight"))
