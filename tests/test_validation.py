@@ -346,3 +346,53 @@ def test_reweighting_beyond_float64_is_refused_and_finite_otherwise():
         rr.lgr_weights([0.0], alpha=1e-3)
     assert_allclose(rr.lgr_weights([0.0], alpha=1.5, gamma=1e-10), [1.0000000000333e-10],
                     rtol=1e-12)
+
+
+def test_torch_module_edges():
+    torch = pytest.importorskip("torch")
+    import rankref.torch as rt
+    with pytest.raises(ValueError, match="loss_weight"):
+        rt.APLoss(loss_weight=1e308)
+    with pytest.raises(ValueError, match="num_classes"):
+        rt.GAPLoss(2**31)
+    # the mean of an empty batch is 0, with a gradient
+    x = torch.zeros(0, requires_grad=True)
+    loss = rt.BalancedL1Loss()(x, torch.zeros(0))
+    loss.backward()
+    assert loss.item() == 0.0 and x.grad.shape == (0,)
+    assert rt.LGRCrossEntropyLoss()(torch.zeros(0, 3), torch.zeros(0, dtype=torch.int64)) == 0
+    # g = L_loc / L_cls in float64: exact even where it is subnormal in float32
+    out = rt.GuidedLossScaling()(torch.tensor(1e-10), torch.tensor(1e30))
+    assert_allclose(out.item(), 2 * float(torch.tensor(1e-10)), rtol=1e-7)
+    with pytest.raises(ValueError, match="cls_loss"):
+        rt.GuidedLossScaling()(torch.tensor(1.0, dtype=torch.float64),
+                               torch.tensor(5e-324, dtype=torch.float64))
+    with pytest.raises(ValueError, match="cls_loss"):
+        rt.GuidedLossScaling()(torch.tensor(1.0), torch.tensor(float("nan")))
+    lin = rt.init_prior_bias_(torch.nn.Linear(2, 3), 5e-324)
+    assert_allclose(lin.bias.detach().numpy(), np.log(5e-324), rtol=1e-6)
+    with pytest.raises(ValueError, match="prior"):
+        rt.init_prior_bias_(torch.nn.Linear(2, 3), 10**400)
+    bfp = rt.BalancedFeaturePyramid(2, 2, refine_level=1)
+    with pytest.raises(ValueError, match=r"inputs\[1\]"):
+        bfp([torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 1, 1, dtype=torch.float64)])
+    with pytest.raises(ValueError, match=r"inputs\[0\]"):
+        bfp([torch.zeros(1, 2, 0, 0), torch.zeros(1, 2, 1, 1)])
+    with pytest.raises(TypeError, match="inputs"):
+        bfp(torch.zeros(2, 1, 2, 1, 1))
+    # an avg_factor so small that the loss overflows float32
+    with pytest.raises(ValueError, match="avg_factor"):
+        rt.RankSortLoss()(torch.tensor([[0.0, 1.0]]), (torch.tensor([0]), torch.tensor([0.5])),
+                          avg_factor=1e-300)
+    # a label beyond int64's bins is refused and the counts stay
+    gap = rt.GAPLoss(1)
+    with pytest.raises(ValueError, match="labels"):
+        gap(torch.zeros(2, 1), torch.tensor([2**63 - 1, 0]))
+    assert gap.counts.tolist() == [0]
+    with pytest.raises(ValueError, match="prefix"):
+        rt.register_mmdet(object(), prefix="1x")
+    # float32 results that cannot hold the exact loss are refused
+    with pytest.raises(ValueError, match="float32"):
+        rt.balanced_l1_loss(torch.tensor([3e38]), torch.tensor([-3e38]), gamma=1.0)
+    # 0-d balanced L1 keeps its shape
+    assert rt.balanced_l1_loss(torch.tensor(0.0), torch.tensor(0.5)).shape == ()
