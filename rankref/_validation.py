@@ -6,10 +6,12 @@ dtype, C-contiguity, matching lengths and finite values.  Arrays are copied only
 
 Numeric rules (see the docs page "Numeric ranges and edge cases"):
 
-* rankref computes in float64.  An array input that float64 cannot hold exactly (an int64 or
-  uint64 beyond 2**53 in magnitude, a long double with more precision or range) is refused with
-  a ValueError naming it, since rounding could create ties or change a value silently; convert
-  it yourself (``np.asarray(a, np.float64)``) to accept the rounding.
+* rankref computes in float64.  A data array (logits, scores, targets, IoUs, ...) that float64
+  cannot hold exactly (an int64 or uint64 beyond 2**53 in magnitude, a long double with more
+  precision or range) is refused with a ValueError naming it, since rounding could create ties
+  or change a value silently; convert it yourself (``np.asarray(a, np.float64)``) to accept
+  the rounding.  Arrays of smooth statistics (counts, weights, frequencies) are rounded like
+  scalars.
 * A real scalar (delta, gamma, alpha, ...) may be any real number type but bool: Python and
   NumPy ints and floats, Fractions.  It is rounded to the nearest float64; a value that float64
   cannot hold at all (beyond its range, or non-zero but below its smallest subnormal) is

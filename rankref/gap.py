@@ -139,8 +139,8 @@ class ClassCounts:
 
         ``state`` must be a mapping with exactly the keys ``num_classes`` (this object's number
         of classes, an int) and ``counts`` (a real array of shape ``(num_classes,)``, finite
-        and >= 0, exactly representable in float64).  Anything else raises (TypeError for a
-        wrong type, ValueError otherwise) and leaves the counts unchanged.
+        and >= 0, rounded to float64).  Anything else raises (TypeError for a wrong type,
+        ValueError otherwise) and leaves the counts unchanged.
         """
         if not isinstance(state, Mapping):
             raise TypeError(f"state must be a mapping (the dict returned by state_dict()), got "
@@ -181,8 +181,9 @@ class ClassCounts:
 
 
 def _nonnegative_vector(arr, name, C, what=None):
-    """A real array of shape ``(C,)``, finite and >= 0, exactly representable in float64, as
-    float64."""
+    """A real array of shape ``(C,)``, finite and >= 0, as float64.  Counts and weights are
+    statistics that omega depends on smoothly, so they are rounded to float64 like scalars
+    (a value beyond float64's range is refused as not finite)."""
     what = what or name
     kind = arr.dtype.kind
     if kind not in "fiu":
@@ -191,8 +192,7 @@ def _nonnegative_vector(arr, name, C, what=None):
     if arr.shape != (C,):
         raise ValueError(f"{name} must have shape ({C},), one value per class; got "
                          f"{arr.shape}.")
-    check_float64_exact(arr, name)
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         v = arr.astype(np.float64)
     bad = np.flatnonzero(~np.isfinite(v) | (v < 0))
     if bad.size:

@@ -20,13 +20,18 @@ def _positive(value, name):
     return check_real(value, name, "a finite number > 0", low=0.0, low_open=True)
 
 
-def _real_array(a, name, xp=np):
+def _real_array(a, name, xp=np, exact=True):
+    """A finite real array as float64.  ``exact``: values float64 cannot hold exactly are
+    refused (data); otherwise they are rounded like scalars (smooth statistics such as class
+    frequencies and weights), and a value beyond float64's range is refused as not finite."""
     arr = to_array(a, name, xp)
     kind = arr.dtype.kind if isinstance(arr.dtype, np.dtype) else xp.dtype_kind(arr.dtype)
     if kind not in "fiu":
         raise ValueError(f"{name} must be a real numeric array, got dtype {arr.dtype}.")
-    check_float64_exact(arr, name, xp)
-    arr = xp.asarray(arr, dtype=xp.float64)  # (read only: no copy is needed)
+    if exact:
+        check_float64_exact(arr, name, xp)
+    with np.errstate(over="ignore", under="ignore"):
+        arr = xp.asarray(arr, dtype=xp.float64)  # (read only: no copy is needed)
     bad = xp.flatnonzero(~xp.isfinite(arr.reshape(-1)))
     if bad.shape[0]:
         b = int(bad[0])
@@ -453,7 +458,7 @@ def bucketed_class_weights(frequencies, num_buckets=10, a=0.5, t=0.025):
     a : float, default 0.5
     t : float > 0, default 0.025
     """
-    f = _real_array(frequencies, "frequencies")
+    f = _real_array(frequencies, "frequencies", exact=False)
     if f.ndim != 1 or f.size == 0:
         raise ValueError(f"frequencies must be a non-empty 1-D array, got shape {f.shape}.")
     if (f <= 0).any():
@@ -489,7 +494,7 @@ def class_reweighted_targets(labels, class_weights):
     -------
     ndarray ``[n, C + 1]``; column ``C`` is the background (mmdetection's layout).
     """
-    w = _real_array(class_weights, "class_weights")
+    w = _real_array(class_weights, "class_weights", exact=False)
     if w.ndim != 1:
         raise ValueError(f"class_weights must be 1-D [C], got shape {w.shape}.")
     C = w.size

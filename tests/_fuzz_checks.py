@@ -550,7 +550,7 @@ def model_gap(M, B, env):
             M.set_bad("labels", f"value outside [-1, {C}]")
     w = B["weights"]
     if w is not None:
-        wa = m_array(M, "weights", w, shape=(C,))
+        wa = m_array(M, "weights", w, shape=(C,), exact64=None)
         if wa is not INVALID and wa.size and (wa < 0).any():
             M.set_bad("weights", "negative weight")
         elif wa is not INVALID and wa.size and s is not INVALID and s.dtype.kind == "f" and \
@@ -567,7 +567,7 @@ def model_gap(M, B, env):
             M.set_bad("counts", "None without weights")
         M.val["counts"] = None
     else:
-        ca = m_array(M, "counts", cnt, shape=(C,))
+        ca = m_array(M, "counts", cnt, shape=(C,), exact64=None)
         if ca is not INVALID:
             if ca.size and (ca < 0).any():
                 M.set_bad("counts", "negative count")
@@ -955,7 +955,7 @@ def verify_lgr_ce(F, M, B, res, env, case):
 
 
 def model_bcw(M, B, env):
-    f = m_array(M, "frequencies", B["frequencies"], ndim=1, nonempty=True)
+    f = m_array(M, "frequencies", B["frequencies"], ndim=1, nonempty=True, exact64=None)
     if f is not INVALID and (f <= 0).any():
         M.set_bad("frequencies", "a frequency <= 0")
     M.val["f"] = f
@@ -990,7 +990,7 @@ def verify_bcw(F, M, B, res, env, case):
 
 
 def model_crt(M, B, env):
-    w = m_array(M, "class_weights", B["class_weights"], ndim=1)
+    w = m_array(M, "class_weights", B["class_weights"], ndim=1, exact64=None)
     M.val["w"] = w
     if w is INVALID:
         return
@@ -1239,7 +1239,7 @@ def check_class_counts(env, case, F):
                 ncs = st["num_classes"]
                 if not is_int(ncs) or int(ncs) != C:
                     M.set_bad("num_classes", f"{ncs!r} for a ClassCounts({C})")
-                ca = m_array(M, "counts", st["counts"], shape=(C,))
+                ca = m_array(M, "counts", st["counts"], shape=(C,), exact64=None)
                 if ca is not INVALID:
                     if ca.size and (ca < 0).any():
                         M.set_bad("counts", "negative")

@@ -316,6 +316,10 @@ def m_array(M, name, obj, kinds="fiu", finite=True, ndim=None, shape=None, nonem
         return INVALID
     if k == "f" and a.dtype.itemsize > 8 and a.size:
         M.tags.add("longdouble")
+        fin = a[np.isfinite(a)]
+        if fin.size and np.abs(fin).max() > FMAX:
+            M.set_bad(name, "a long double beyond float64's range")
+            return INVALID
         with np.errstate(all="ignore"):
             inexact = (a.astype(np.float64).astype(a.dtype) != a) & ~np.isnan(a)
         if exact64 and inexact.any():

@@ -295,7 +295,7 @@ def check_gap_loss(F, rt, rr, case):
             elif not bool(torch_isfinite_nonneg(v)):
                 M.set_either(nm, "non-finite or negative entries")
         else:
-            a = m_array(M, nm, v, shape=(C,))
+            a = m_array(M, nm, v, shape=(C,), exact64=None)
             if a is not INVALID and a.size and (a < 0).any():
                 M.set_bad(nm, "a negative entry")
     ref = None
