@@ -73,7 +73,11 @@ class ClassCounts:
         arr = to_array(labels, "labels")
         y = as_labels(arr.reshape(-1), arr.size, self.num_classes)
         fg = y[(y >= 0) & (y < self.num_classes)]
-        hist = np.bincount(fg, minlength=self.num_classes)
+        return self._add_histogram(np.bincount(fg, minlength=self.num_classes))
+
+    def _add_histogram(self, hist):
+        """Add a batch's per-class histogram (C host integers), refusing a count above 2**53
+        before anything changes (shared with rankref_gpu's update)."""
         over = hist > MAX_COUNT - self.counts  # exact for integral counts up to 2**53
         if over.any():
             k = int(np.flatnonzero(over)[0])

@@ -317,7 +317,7 @@ def m_array(M, name, obj, kinds="fiu", finite=True, ndim=None, shape=None, nonem
     if k == "f" and a.dtype.itemsize > 8 and a.size:
         M.tags.add("longdouble")
         fin = a[np.isfinite(a)]
-        if fin.size and np.abs(fin).max() > FMAX:
+        if exact64 is not None and fin.size and np.abs(fin).max() > FMAX:
             M.set_bad(name, "a long double beyond float64's range")
             return INVALID
         with np.errstate(all="ignore"):

@@ -297,6 +297,11 @@ PENDING = {
         rs(Arr([1.0], "float64", ()), Arr([1.0], "float64", ()), method="dense"),
     ],
     "ap_loss": [ap(Arr([0.0, 1.0], "float32", (2,)), f64([1.0, 0.0]), delta=1e300)],
+    # brs_runs (the BRS runs) leaks "overflow encountered in subtract" / "in reduce" when the
+    # logits span more than float64's range (make_buckets' own sums and means are right)
+    "make_buckets": [Case("make_buckets", [f64([0.0, -1e308, 1.7976931348623157e308]),
+                                           f64([0.0, 1.0, 0.0])],
+                          {"delta": Val(5.0), "kind": Val("brs")})],
     "gap_loss": [gap(Arr([0.0] * 4, "float32", (2, 2)), i64([0, 1]), Val(None), delta=1e300,
                      weights=f64([1.0, 1.0]))],
 }
