@@ -115,22 +115,29 @@ def brs_runs(x, t, xpos, delta, full=False, xp=np):
 
 
 def _member_sums(x, bucket, counts, edges):
-    """Per-bucket sums of the members' own values (float64) and means clamped into the bucket
-    ``[edges[b-1], edges[b]]`` (the clamp removes round-off only).  A sum beyond the float range
-    is +-inf; the mean is still computed (as the sum of the x_j / n_b)."""
+    """Per-bucket sums of the members' own values (float64) and means clamped into the range
+    of the members (the clamp removes round-off only).  A sum beyond the float range is +-inf;
+    the mean is still computed (as the sum of the x_j / n_b)."""
     neg = bucket >= 0
     ids = bucket[neg]
     vals = x[neg].astype(np.float64)
     nb = counts.shape[0]
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        sums = np.bincount(ids, weights=vals, minlength=nb)
+        sums = np.bincount(ids, weights=vals, minlength=nb).astype(np.float64)  # int64 if empty
+        over = ~np.isfinite(sums)
+        if over.any():  # a partial sum overflowed: again at a scale no partial sum exceeds
+            k = int(counts.max()).bit_length()
+            scaled = np.bincount(ids, weights=vals * 2.0**-k, minlength=nb) * 2.0**k
+            sums[over] = scaled[over]  # still +-inf where the exact sum is beyond the range
         means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
         far = (counts > 0) & ~np.isfinite(sums)
         if far.any():  # the mean of finite values is finite: sum the x_j / n_b instead
             means[far] = np.bincount(ids, weights=vals / counts[ids], minlength=nb)[far]
-    big = np.finfo(np.float64).max  # the mean of finite values is finite
-    lower = np.maximum(np.concatenate([[-np.inf], edges]), -big)
-    upper = np.minimum(np.concatenate([edges, [np.inf]]), big)
+    # the clamp into the members' own range removes the round-off of the sum
+    lower = np.full(nb, np.inf)
+    upper = np.full(nb, -np.inf)
+    np.minimum.at(lower, ids, vals)
+    np.maximum.at(upper, ids, vals)
     full = counts > 0
     means[full] = np.clip(means[full], lower[full], upper[full])
     return sums, means

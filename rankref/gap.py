@@ -5,6 +5,7 @@ positives of class m are the entries ``(r, m)`` of the rows labelled m; every cl
 against the *shared* negatives ``Nhat``, the entries that are a positive of no class, in one global
 ranking over the whole ``[n, C]`` score matrix.
 """
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -15,15 +16,27 @@ from ._validation import (
     EPS,
     as_labels,
     check_delta,
+    check_flag,
+    check_float64_exact,
+    check_int,
     check_method,
     check_nonnegative,
+    is_integer,
     nonfinite_error,
     raise_nonfinite,
+    show,
+    to_array,
 )
 from ._dense import _far_apart_ok
 from ._dense import heaviside as _h
 
 __all__ = ["ClassCounts", "GAPResult", "gap_loss"]
+
+
+MAX_CLASSES = 2**24
+"""Largest ``num_classes`` of a :class:`ClassCounts` (its counts take 8 bytes per class)."""
+MAX_COUNT = 2**53
+"""Largest count :meth:`ClassCounts.update` reaches: float64 counts one by one up to 2**53."""
 
 
 class ClassCounts:
@@ -34,8 +47,8 @@ class ClassCounts:
 
     Parameters
     ----------
-    num_classes : int >= 1
-        Number of foreground classes C.
+    num_classes : int in [1, 2**24]
+        Number of foreground classes C (the counts take 8 bytes per class).
 
     Attributes
     ----------
@@ -48,7 +61,10 @@ class ClassCounts:
     -----
     The official ROG code keeps these counts per GPU.  :meth:`merge` (or ``+``) sums counts
     across workers, and ``rankref.torch.GAPLoss`` all-reduces them, so every worker can hold the
-    global statistic.
+    global statistic.  The counts are float64: :meth:`update` refuses to raise a count above
+    2**53 (beyond it float64 cannot count one by one), and a merge whose sum is beyond the float
+    range is refused.  A call that raises leaves the counts unchanged.  See the docs page
+    "Numeric ranges and edge cases".
 
     Examples
     --------
@@ -66,21 +82,33 @@ class ClassCounts:
     """
 
     def __init__(self, num_classes):
-        if isinstance(num_classes, (bool, np.bool_)) or not isinstance(
-                num_classes, (int, np.integer)) or num_classes < 1:
-            raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}.")
-        self.num_classes = int(num_classes)
+        self.num_classes = check_int(num_classes, "num_classes", 1, MAX_CLASSES)
         self.counts = np.zeros(self.num_classes, dtype=np.float64)
 
     def update(self, labels):
         """Add a batch of sampled labels (int array, values in [-1, num_classes]); returns self.
 
         Labels in ``[0, num_classes)`` are counted; the background (``num_classes``) and ignored
-        labels (-1) are not.
+        labels (-1) are not.  Raises ValueError (counts unchanged) for labels outside
+        ``[-1, num_classes]`` and when a count would exceed 2**53.
         """
-        y = as_labels(np.asarray(labels).reshape(-1), np.asarray(labels).size, self.num_classes)
+        arr = to_array(labels, "labels")
+        y = as_labels(arr.reshape(-1), arr.size, self.num_classes)
         fg = y[(y >= 0) & (y < self.num_classes)]
-        self.counts += np.bincount(fg, minlength=self.num_classes)
+        return self._add_histogram(np.bincount(fg, minlength=self.num_classes))
+
+    def _add_histogram(self, hist):
+        """Add a batch's per-class histogram (C host integers), refusing a count above 2**53
+        before anything changes (shared with rankref_gpu's update)."""
+        over = hist > MAX_COUNT - self.counts  # exact for integral counts up to 2**53
+        if over.any():
+            k = int(np.flatnonzero(over)[0])
+            raise ValueError(
+                f"labels would raise the count of class {k} above 2**53 ({self.counts[k]!r} + "
+                f"{int(hist[k])}), where float64 counts can no longer grow one by one; reset() "
+                f"the counts or rescale them (load_state_dict) first."
+            )
+        self.counts[...] = self.counts + hist
         return self
 
     def weights(self, gamma=1.0):
@@ -105,38 +133,75 @@ class ClassCounts:
         ndarray of float64, shape ``(num_classes,)``
         """
         g = check_nonnegative(gamma, "gamma")
-        inv = (1.0 / np.maximum(self.counts, 1.0)) ** g
-        return self.num_classes * inv / (inv.sum() + 1e-9)
+        with np.errstate(under="ignore"):
+            inv = (1.0 / np.maximum(self.counts, 1.0)) ** g
+            return self.num_classes * inv / (inv.sum() + 1e-9)
 
     def merge(self, other):
-        """A new ClassCounts holding the sum of both (e.g. two workers' counts)."""
+        """A new ClassCounts holding the sum of both (e.g. two workers' counts).
+
+        Raises TypeError unless ``other`` is a ClassCounts, ValueError for another number of
+        classes or when a sum is beyond the float range.
+        """
         if not isinstance(other, ClassCounts):
-            raise ValueError(f"can only merge a ClassCounts, got {type(other).__name__}.")
+            raise TypeError(f"other must be a ClassCounts to merge, got {type(other).__name__}.")
         if other.num_classes != self.num_classes:
             raise ValueError(
-                f"cannot merge counts of {other.num_classes} classes into {self.num_classes}."
+                f"other is a ClassCounts of {other.num_classes} classes but this one has "
+                f"{self.num_classes}; only counts of the same classes can be merged."
             )
-        out = ClassCounts(self.num_classes)
-        out.counts = self.counts + other.counts
+        with np.errstate(over="ignore"):
+            total = self.counts + np.asarray(other.counts, dtype=np.float64)
+        if not np.isfinite(total).all():
+            k = int(np.flatnonzero(~np.isfinite(total))[0])
+            raise ValueError(
+                f"the counts of class {k} ({self.counts[k]!r} + other's {other.counts[k]!r}) "
+                f"sum beyond float64's range; merge rescaled counts instead."
+            )
+        out = type(self)(self.num_classes)
+        out.counts = total
         return out
 
-    __add__ = merge
+    def __add__(self, other):
+        if not isinstance(other, ClassCounts):
+            return NotImplemented
+        return self.merge(other)
 
     def state_dict(self):
-        """The counts as a dict ``{"num_classes": C, "counts": array}`` (a copy)."""
+        """``{"num_classes": C, "counts": a copy of the counts}``."""
         return {"num_classes": self.num_classes, "counts": self.counts.copy()}
 
     def load_state_dict(self, state):
-        """Restore the counts saved by :meth:`state_dict` (checked: same C, finite, >= 0);
-        returns self."""
-        counts = np.asarray(state["counts"], dtype=np.float64)
-        if int(state["num_classes"]) != self.num_classes or counts.shape != (self.num_classes,):
+        """Restore the counts saved by :meth:`state_dict`; returns self.
+
+        ``state`` must be a mapping with exactly the keys ``num_classes`` (this object's number
+        of classes, an int) and ``counts`` (a real array of shape ``(num_classes,)``, finite
+        and >= 0, rounded to float64).  Anything else raises (TypeError for a wrong type,
+        ValueError otherwise) and leaves the counts unchanged.
+        """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state must be a mapping (the dict returned by state_dict()), got "
+                            f"{type(state).__name__}.")
+        keys = {"num_classes", "counts"}
+        missing = sorted(keys - set(state))
+        if missing:
+            raise ValueError(f"state must hold the keys 'num_classes' and 'counts' (the dict "
+                             f"returned by state_dict()); it lacks {missing}.")
+        extra = sorted(map(str, set(state) - keys))
+        if extra:
+            raise ValueError(f"state must hold only the keys 'num_classes' and 'counts', but "
+                             f"it also has {extra}.")
+        nc = state["num_classes"]
+        if not is_integer(nc):
+            raise TypeError(f"state's num_classes must be an int, got {type(nc).__name__} "
+                            f"{show(nc)}.")
+        arr = to_array(state["counts"], "counts")
+        if int(nc) != self.num_classes or arr.shape != (self.num_classes,):
             raise ValueError(
-                f"state holds counts for {state['num_classes']} classes (shape {counts.shape}); "
+                f"state holds counts for num_classes={show(nc)} (counts of shape {arr.shape}); "
                 f"this ClassCounts has {self.num_classes}."
             )
-        if not np.isfinite(counts).all() or (counts < 0).any():
-            raise ValueError("state counts must be finite and >= 0.")
+        counts = _nonnegative_vector(arr, "counts", self.num_classes, "state's counts")
         self.counts = counts.copy()
         return self
 
@@ -151,6 +216,27 @@ class ClassCounts:
 
     def __repr__(self):
         return f"ClassCounts(num_classes={self.num_classes}, total={self.counts.sum():.0f})"
+
+
+def _nonnegative_vector(arr, name, C, what=None):
+    """A real array of shape ``(C,)``, finite and >= 0, as float64.  Counts and weights are
+    statistics that omega depends on smoothly, so they are rounded to float64 like scalars
+    (a value beyond float64's range is refused as not finite)."""
+    what = what or name
+    kind = arr.dtype.kind
+    if kind not in "fiu":
+        raise ValueError(f"{name} must be a real numeric array of shape ({C},), got dtype "
+                         f"{arr.dtype}.")
+    if arr.shape != (C,):
+        raise ValueError(f"{name} must have shape ({C},), one value per class; got "
+                         f"{arr.shape}.")
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        v = arr.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(v) | (v < 0))
+    if bad.size:
+        raise ValueError(f"{what} must be finite and >= 0, but entry {int(bad[0])} is "
+                         f"{v[bad[0]]!r}.")
+    return v
 
 
 class GAPResult(NamedTuple):
@@ -190,42 +276,50 @@ class GAPResult(NamedTuple):
     weights: np.ndarray
 
 
+F32_MAX = float(np.finfo(np.float32).max)
+
+
 def _resolve_weights(counts, weights, gamma, C):
-    if weights is not None:
-        w = np.asarray(weights, dtype=np.float64)
-        if w.shape != (C,):
-            raise ValueError(f"weights must have shape ({C},), one per class; got {w.shape}.")
-        if not np.isfinite(w).all() or (w < 0).any():
-            raise ValueError("weights must be finite and >= 0.")
-        return w
+    """omega (float64 ``[C]``): ``weights`` when given, else from ``counts``.  ``counts`` is
+    validated even when ``weights`` is given (it must then be None, a ClassCounts or a valid
+    array)."""
     if isinstance(counts, ClassCounts):
         if counts.num_classes != C:
             raise ValueError(
                 f"counts is a ClassCounts of {counts.num_classes} classes but scores has {C} "
                 f"columns; use ClassCounts({C})."
             )
-        return counts.weights(gamma)
-    if counts is None:
-        raise ValueError("counts is required (a ClassCounts or an array of length C) "
-                         "unless weights are given.")
-    arr = np.asarray(counts)
-    if arr.dtype.kind not in "fiu" or arr.shape != (C,):
-        raise ValueError(
-            f"counts must be a ClassCounts or a numeric array of shape ({C},), got "
-            f"{type(counts).__name__} with shape {getattr(arr, 'shape', None)}."
-        )
-    cc = ClassCounts(C)
-    cc.load_state_dict({"num_classes": C, "counts": arr})
+        cc = counts
+    elif counts is None:
+        if weights is None:
+            raise ValueError("counts is required (a ClassCounts or an array of length C) "
+                             "unless weights are given.")
+        cc = None
+    else:
+        if isinstance(counts, (str, bytes, dict)):
+            raise ValueError(f"counts must be a ClassCounts or a numeric array of shape ({C},), "
+                             f"got {type(counts).__name__}.")
+        arr = to_array(counts, "counts")
+        cc = ClassCounts(C)
+        cc.counts = _nonnegative_vector(arr, "counts", C)
+    if weights is not None:
+        if isinstance(weights, (str, bytes, dict)):
+            raise ValueError(f"weights must be a numeric array of shape ({C},), got "
+                             f"{type(weights).__name__}.")
+        return _nonnegative_vector(to_array(weights, "weights"), "weights", C).copy()
     return cc.weights(gamma)
 
 
-def _check_gap_inputs(xp, scores, labels, counts, delta, gamma, method, weights):
+def _check_gap_inputs(xp, scores, labels, counts, delta, gamma, method, weights,
+                      exclude_foreground=True, compute_grad=True):
     """Validate the arguments of gap_loss (any array module); returns (scores, labels as int64,
     omega on the host, delta)."""
     check_method(method, ("bucketed", "dense"), "gap_loss")
+    check_flag(exclude_foreground, "exclude_foreground")
+    check_flag(compute_grad, "compute_grad")
     d = check_delta(delta)
     g = check_nonnegative(gamma, "gamma")
-    s = xp.asarray(scores)
+    s = to_array(scores, "scores", xp)
     kind = s.dtype.kind if isinstance(s.dtype, np.dtype) else xp.dtype_kind(s.dtype)
     if kind not in "fiu":
         raise ValueError(f"scores must be a real numeric array, got dtype {s.dtype}.")
@@ -237,8 +331,16 @@ def _check_gap_inputs(xp, scores, labels, counts, delta, gamma, method, weights)
     n, C = s.shape
     if C < 1:
         raise ValueError("scores must have at least one class column.")
+    check_float64_exact(s, "scores", xp)
     y = as_labels(labels, n, C, xp=xp)
-    return s, y, _resolve_weights(counts, weights, g, C), d
+    w = _resolve_weights(counts, weights, g, C)
+    if kind == "f" and s.dtype.itemsize <= 4 and w.size and float(w.max()) > F32_MAX:
+        raise ValueError(
+            f"weights must be at most {F32_MAX:.8g} (float32's maximum) for {s.dtype} scores: "
+            f"the gradient is float32 and reaches up to max(weights); got "
+            f"{float(w.max())!r}. Pass float64 scores or smaller weights."
+        )
+    return s, y, w, d
 
 
 def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
@@ -322,7 +424,8 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
      [ 0.1176  0.      0.    ]
      [-0.0176  0.      0.    ]]
     """
-    s, y, w, d = _check_gap_inputs(np, scores, labels, counts, delta, gamma, method, weights)
+    s, y, w, d = _check_gap_inputs(np, scores, labels, counts, delta, gamma, method, weights,
+                                   exclude_foreground, compute_grad)
     n, C = s.shape
     gdt = np.float32 if s.dtype in (np.float16, np.float32) else np.float64
     x = np.ascontiguousarray(s, dtype=np.float32 if gdt == np.float32 else np.float64).reshape(-1)

@@ -28,7 +28,7 @@ import numpy as np
 from . import _pairs
 from ._dense import ap_loss_dense, rank_sort_dense
 from ._engine import BucketEngine, rescaled, stable_argsort
-from ._validation import EPS, check_method, prepare_ranking, raise_nonfinite
+from ._validation import EPS, check_flag, check_method, prepare_ranking, raise_nonfinite
 from .buckets import brs_runs
 
 __all__ = ["RankSortResult", "APLossResult", "rank_sort_loss", "ap_loss"]
@@ -226,6 +226,7 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
     0.484848
     """
     check_method(method, ("bucketed", "dense", "brs"), "rank_sort_loss")
+    compute_grad = check_flag(compute_grad, "compute_grad")
     x, t, pos, shape, gdt, d = prepare_ranking(logits, targets, delta, False, "rank_sort_loss")
     n = x.shape[0]
     Z = pos.shape[0]
@@ -348,7 +349,9 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
     >>> print(round(plain.loss, 6), round(1 - rankref.average_precision(logits, labels), 6))
     0.411111 0.411111
     """
-    if method == "brs":
+    interpolate = check_flag(interpolate, "interpolate")
+    compute_grad = check_flag(compute_grad, "compute_grad")
+    if isinstance(method, str) and method == "brs":
         raise ValueError(
             "method='brs' exists for rank_sort_loss only (the BRS repository's BucketedAPLoss "
             "is RS's ranking term). Use method='bucketed' (exact) or 'dense' for ap_loss."

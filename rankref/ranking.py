@@ -9,6 +9,8 @@ from ._validation import (
     as_logits,
     as_targets,
     check_delta,
+    check_flag,
+    check_float64_exact,
     nonfinite_error,
     prepare_ranking,
     raise_nonfinite,
@@ -63,6 +65,7 @@ def _heaviside(xp, u, delta):
     kind = arr.dtype.kind if isinstance(arr.dtype, np.dtype) else xp.dtype_kind(arr.dtype)
     if kind not in "fiu":
         raise ValueError(f"u must be a real numeric array, got dtype {arr.dtype}.")
+    check_float64_exact(arr, "u", xp)
     arr = xp.asarray(arr, dtype=xp.float64)
     if bool(xp.isnan(arr).any()):
         raise ValueError("u must not contain NaN (the step is undefined there).")
@@ -103,6 +106,7 @@ def sort_scores(logits, descending=True):
 
 
 def _sort_scores(xp, logits, descending):
+    descending = check_flag(descending, "descending")
     arr = xp.asarray(logits)
     kind = arr.dtype.kind if isinstance(arr.dtype, np.dtype) else xp.dtype_kind(arr.dtype)
     if kind not in "fiu":
@@ -244,6 +248,7 @@ def average_precision(scores, labels, interpolate=False):
     >>> print(rankref.average_precision([0.5, 0.5], [1, 0]))  # a tie counts the positive below
     0.5
     """
+    interpolate = check_flag(interpolate, "interpolate")
     x, shape, _ = as_logits(scores, name="scores")
     t = as_targets(labels, shape, name="labels", logits_name="scores")
     pos_idx, bad = _kernels.scan_targets(t, True)

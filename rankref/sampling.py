@@ -4,10 +4,11 @@ Every function draws from a passed ``numpy.random.Generator`` (``rng=``): the sa
 state gives the same indices.  Each uniform draw is taken without replacement from a group
 listed in increasing index order, so results are reproducible across runs and backends.
 """
-import math
-import numbers
-
 import numpy as np
+
+from ._validation import check_float64_exact, check_int, check_real, show, to_array
+
+INT64_MAX = 2**63 - 1
 
 __all__ = [
     "iou_balanced_neg_sample",
@@ -29,19 +30,16 @@ def _check_rng(rng):
 
 
 def _check_count(value, name, minimum=0):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral,)):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
+    return check_int(value, name, minimum)
 
 
 def _check_ious(max_overlaps):
-    iou = np.asarray(max_overlaps)
+    iou = to_array(max_overlaps, "max_overlaps")
     if iou.dtype.kind not in "fiu":
         raise ValueError(f"max_overlaps must be a real numeric array, got dtype {iou.dtype}.")
     if iou.ndim != 1:
         raise ValueError(f"max_overlaps must be 1-D (one IoU per candidate), got shape {iou.shape}.")
+    check_float64_exact(iou, "max_overlaps")
     iou = iou.astype(np.float64)
     bad = np.flatnonzero(~np.isfinite(iou) | (iou < -1.0) | (iou > 1.0))
     if bad.size:
@@ -52,7 +50,7 @@ def _check_ious(max_overlaps):
 
 
 def _check_gt_inds(assigned_gt_inds, name="assigned_gt_inds"):
-    g = np.asarray(assigned_gt_inds)
+    g = to_array(assigned_gt_inds, name)
     if g.dtype.kind not in "iu":
         raise ValueError(
             f"{name} must be an integer array (0 negative, k > 0 positive of gt k), got dtype "
@@ -60,7 +58,24 @@ def _check_gt_inds(assigned_gt_inds, name="assigned_gt_inds"):
         )
     if g.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {g.shape}.")
+    if g.dtype.kind == "u" and g.dtype.itemsize == 8 and g.size and g.max() > INT64_MAX:
+        b = int(np.flatnonzero(g > INT64_MAX)[0])
+        raise ValueError(f"{name} must fit in int64 (at most 2**63 - 1), but entry {b} is "
+                         f"{int(g[b])}.")
     return g.astype(np.int64)
+
+
+def _check_iou_args(max_overlaps, num_expected, num_bins, floor_thr, floor_fraction, max_iou):
+    """Validated ``(iou, E, num_bins, floor_thr, floor_fraction, max_iou)``."""
+    iou = _check_ious(max_overlaps)
+    E = check_int(num_expected, "num_expected", 0)
+    K = check_int(num_bins, "num_bins", 1)
+    ft = check_real(floor_thr, "floor_thr", "-1 (no floor set) or a number in [0, 1)")
+    if not (ft == -1.0 or 0.0 <= ft < 1.0):
+        raise ValueError(f"floor_thr must be -1 (no floor set) or in [0, 1), got {show(floor_thr)}.")
+    ff = check_real(floor_fraction, "floor_fraction", "a number in [0, 1]", low=0.0, high=1.0)
+    top = None if max_iou is None else check_real(max_iou, "max_iou", "None or a finite number")
+    return iou, E, K, ft, ff, top
 
 
 def _choose(rng, pool, k):
@@ -74,20 +89,27 @@ def _choose(rng, pool, k):
 
 # ------------------------------------------------------------------------------ IoU-balanced
 
+def _bins(v, members, lo, w, K):
+    """The non-empty bins ``[lo + k w, lo + (k+1) w)``, ``k < K``, in increasing k: the members
+    (index arrays, increasing) of each.  Each bound is computed exactly as the per-bin loop of
+    mmdetection does (``lo + k * w`` in float64), from each member's bin found by a binary
+    search: O(n log K) whatever ``K`` (no loop over empty bins)."""
+    if not w > 0:  # every bin [start, end) is empty
+        return []
+    k = np.arange(K, dtype=np.float64)  # K <= E < n here: no larger than the input
+    starts = lo + k * w
+    last_end = lo + float(K) * w
+    b = np.searchsorted(starts, v, side="right") - 1  # the last bin starting at or below v
+    inside = (b >= 0) & ((b < K - 1) | (v < last_end))
+    b, members = b[inside], members[inside]
+    order = np.argsort(b, kind="stable")
+    b, members = b[order], members[order]
+    _, first, count = np.unique(b, return_index=True, return_counts=True)
+    return [members[f:f + c] for f, c in zip(first, count)]
+
+
 def _iou_plan(iou, E, num_bins, floor_thr, floor_fraction, max_iou):
-    """The deterministic part of the IoU-balanced procedure: groups and quotas."""
-    num_bins = _check_count(num_bins, "num_bins", 1)
-    if isinstance(floor_thr, (bool, np.bool_)) or not isinstance(floor_thr, numbers.Real):
-        raise ValueError(f"floor_thr must be -1 or in [0, 1), got {floor_thr!r}.")
-    floor_thr = float(floor_thr)
-    if not (floor_thr == -1.0 or 0.0 <= floor_thr < 1.0):
-        raise ValueError(f"floor_thr must be -1 (no floor set) or in [0, 1), got {floor_thr!r}.")
-    if isinstance(floor_fraction, (bool, np.bool_)) or not isinstance(floor_fraction, numbers.Real) \
-            or not 0.0 <= float(floor_fraction) <= 1.0:
-        raise ValueError(f"floor_fraction must be in [0, 1], got {floor_fraction!r}.")
-    if max_iou is not None:
-        if not isinstance(max_iou, numbers.Real) or not math.isfinite(float(max_iou)):
-            raise ValueError(f"max_iou must be None or a finite number, got {max_iou!r}.")
+    """The deterministic part of the IoU-balanced procedure: groups and quotas (for n > E)."""
     idx = np.arange(iou.size)
     if floor_thr > 0:
         floor = idx[(iou >= 0) & (iou < floor_thr)]
@@ -101,18 +123,14 @@ def _iou_plan(iou, E, num_bins, floor_thr, floor_fraction, max_iou):
         floor = idx[:0]
         iou_set = idx
         lo = 0.0
-    e_iou = int(E * (1 - float(floor_fraction)))
+    e_iou = int(E * (1 - floor_fraction))
     plan = {"floor": floor, "iou_set": iou_set, "e_iou": e_iou, "bins": None, "q": 0}
     if iou_set.size > e_iou and num_bins >= 2:
-        top = float(iou.max()) if max_iou is None else float(max_iou)
-        w = (top - lo) / num_bins
-        v = iou[iou_set]
-        bins = []
-        for k in range(num_bins):
-            start, end = lo + k * w, lo + (k + 1) * w
-            bins.append(iou_set[(v >= start) & (v < end)])
-        plan["bins"] = bins
-        plan["q"] = int(e_iou / num_bins)
+        q = e_iou // num_bins  # int(e_iou / num_bins): e_iou < n is exact in float64
+        if q > 0:  # with q == 0 no bin takes anything and the uniform fill decides alone
+            top = float(iou.max()) if max_iou is None else max_iou
+            plan["bins"] = _bins(iou[iou_set], iou_set, lo, (top - lo) / num_bins, num_bins)
+            plan["q"] = q
     return plan
 
 
@@ -176,12 +194,12 @@ def iou_balanced_neg_sample(max_overlaps, num_expected, *, num_bins=3, floor_thr
     6 True
     """
     rng = _check_rng(rng)
-    iou = _check_ious(max_overlaps)
-    E = _check_count(num_expected, "num_expected")
-    plan = _iou_plan(iou, E, num_bins, floor_thr, floor_fraction, max_iou)
+    iou, E, K, ft, ff, top = _check_iou_args(max_overlaps, num_expected, num_bins, floor_thr,
+                                             floor_fraction, max_iou)
     n = iou.size
     if n <= E:
         return np.arange(n, dtype=np.int64)
+    plan = _iou_plan(iou, E, K, ft, ff, top)
     taken = np.zeros(n, dtype=bool)
     iou_set, e_iou = plan["iou_set"], plan["e_iou"]
     if iou_set.size <= e_iou:
@@ -233,14 +251,14 @@ def iou_balanced_neg_probabilities(max_overlaps, num_expected, *, num_bins=3, fl
     >>> print(round(p.sum(), 12))
     6.0
     """
-    iou = _check_ious(max_overlaps)
-    E = _check_count(num_expected, "num_expected")
-    plan = _iou_plan(iou, E, num_bins, floor_thr, floor_fraction, max_iou)
+    iou, E, K, ft, ff, top = _check_iou_args(max_overlaps, num_expected, num_bins, floor_thr,
+                                             floor_fraction, max_iou)
     n = iou.size
     p = np.zeros(n)
     if n <= E:
         p[:] = 1.0
         return p
+    plan = _iou_plan(iou, E, K, ft, ff, top)
     iou_set, e_iou = plan["iou_set"], plan["e_iou"]
     if iou_set.size <= e_iou:
         p[iou_set] = 1.0

@@ -1,19 +1,42 @@
 """Sampling-Free (Chen et al., IEEE TIP 2021, section IV): optimal bias initialisation and
 guided loss scaling.  The learnable scale of Eq. 23 lives in ``rankref.torch``."""
 import math
-import numbers
+from collections.abc import Iterable
+from fractions import Fraction
 from typing import NamedTuple
 
 import numpy as np
+
+from ._validation import ArgumentTypeError, as_fraction, check_int, is_real, show, to_array
 
 __all__ = ["optimal_bias", "foreground_prior", "ForegroundPrior", "guided_scale"]
 
 
 def _count(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, float)) \
-            or not math.isfinite(float(value)) or value < 0:
-        raise ValueError(f"{name} must be a count >= 0, got {value!r}.")
-    return float(value)
+    """A count >= 0 as an exact Fraction (Python/NumPy ints and floats, Fractions; not bool)."""
+    if not is_real(value):
+        raise ValueError(f"{name} must be a count >= 0 (an int or a float), got "
+                         f"{type(value).__name__} {show(value)}.")
+    try:
+        q = as_fraction(value)
+    except (ValueError, OverflowError, TypeError):  # NaN, inf
+        raise ValueError(f"{name} must be a finite count >= 0, got {show(value)}.") from None
+    if q < 0:
+        raise ValueError(f"{name} must be a count >= 0, got {show(value)}.")
+    return q
+
+
+def _log_ratio(r):
+    """``ln r`` of a positive rational, to float64 accuracy (r may be far outside the float
+    range, or close to 1)."""
+    if Fraction(1, 2) < r < 2:
+        return math.log1p(float(r - 1))
+    e = r.numerator.bit_length() - r.denominator.bit_length()
+    m = float(r / Fraction(2) ** e) if e >= 0 else float(r * Fraction(2) ** -e)  # in (1/2, 2)
+    return math.log(m) + e * _LN2
+
+
+_LN2 = math.log(2.0)
 
 
 def optimal_bias(num_foreground, num_total, num_classes=1):
@@ -30,12 +53,15 @@ def optimal_bias(num_foreground, num_total, num_classes=1):
 
     Parameters
     ----------
-    num_foreground : count >= 0
+    num_foreground : count >= 0 (int of any size or finite float)
         ``N^f``, the foreground samples (e.g. from :func:`foreground_prior`).
     num_total : count >= 0
         ``N``, all samples (ignored ones excluded).
     num_classes : int >= 1, default 1
         C, the classes of the sigmoid head.
+
+    The result is computed from the exact ratio of the counts, so it is finite and accurate for
+    every valid input.
 
     Returns
     -------
@@ -56,16 +82,25 @@ def optimal_bias(num_foreground, num_total, num_classes=1):
     """
     nf = _count(num_foreground, "num_foreground")
     n = _count(num_total, "num_total")
-    if isinstance(num_classes, (bool, np.bool_)) or not isinstance(num_classes, numbers.Integral) \
-            or num_classes < 1:
-        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}.")
-    if nf <= 0 or n <= 0 or nf >= n * num_classes:
+    C = check_int(num_classes, "num_classes", 1)
+    if nf <= 0 or n <= 0 or nf >= n * C:
         raise ValueError(
             f"need 0 < num_foreground < num_total * num_classes for a prior in (0, 1); got "
-            f"num_foreground={num_foreground}, num_total={num_total}, num_classes={num_classes}."
+            f"num_foreground={show(num_foreground)}, num_total={show(num_total)}, "
+            f"num_classes={show(num_classes)}."
         )
-    prior = nf / (n * num_classes)
-    return -math.log((1.0 - prior) / prior)
+    # b = ln(pi / (1 - pi)) = ln(N^f / (N C - N^f)), from the exact ratio
+    return _log_ratio(nf / (n * C - nf))
+
+
+def check_label_batches(label_batches):
+    """``label_batches`` if it is an iterable of label arrays (not a string, a number or None);
+    an ArgumentTypeError (a TypeError and a ValueError) naming it otherwise."""
+    if isinstance(label_batches, (str, bytes)) or not isinstance(label_batches, Iterable):
+        raise ArgumentTypeError(
+            f"label_batches must be an iterable of label arrays (e.g. a list or a generator "
+            f"of arrays), got {type(label_batches).__name__}.")
+    return label_batches
 
 
 class ForegroundPrior(NamedTuple):
@@ -119,10 +154,11 @@ def foreground_prior(label_batches):
     >>> rankref.foreground_prior([np.array([0, 0, 3, -1]), np.array([1, 0, 0, 0])])
     ForegroundPrior(num_foreground=2, num_total=7)
     """
+    label_batches = check_label_batches(label_batches)
     nf = 0
     n = 0
     for k, labels in enumerate(label_batches):
-        y = np.asarray(labels)
+        y = to_array(labels, f"label batch {k}")
         if y.dtype.kind not in "iu":
             raise ValueError(f"label batch {k} must be an integer array, got dtype {y.dtype}.")
         if y.size and y.min() < -1:
@@ -159,12 +195,28 @@ def guided_scale(loc_loss, cls_loss):
     """
     values = []
     for name, v in (("loc_loss", loc_loss), ("cls_loss", cls_loss)):
-        arr = np.asarray(v)
-        if arr.size != 1 or arr.dtype.kind not in "fiu":
-            raise ValueError(f"{name} must be a real scalar, got {v!r}.")
-        x = float(arr.reshape(-1)[0])
-        if not math.isfinite(x) or x < 0:
-            raise ValueError(f"{name} must be finite and >= 0, got {v!r}.")
-        values.append(x)
+        if is_real(v) or isinstance(v, np.ndarray):
+            arr = np.asarray(v) if isinstance(v, np.ndarray) else None
+            if arr is not None and (arr.size != 1 or arr.dtype.kind not in "fiu"):
+                raise ValueError(f"{name} must be a real scalar, got {show(v)}.")
+            x = arr.reshape(-1)[0] if arr is not None else v
+            try:
+                q = as_fraction(x)
+            except (ValueError, OverflowError, TypeError):  # NaN, inf
+                raise ValueError(f"{name} must be finite and >= 0, got {show(v)}.") from None
+            if q < 0:
+                raise ValueError(f"{name} must be finite and >= 0, got {show(v)}.")
+            values.append(q)
+        else:
+            raise ValueError(f"{name} must be a real scalar, got {type(v).__name__} {show(v)}.")
     loc, cls = values
-    return 1.0 if cls == 0.0 else loc / cls
+    if cls == 0:
+        return 1.0
+    try:
+        return float(loc / cls)  # correctly rounded from the exact ratio
+    except OverflowError:
+        raise ValueError(
+            f"loc_loss / cls_loss = {show(loc_loss)} / {show(cls_loss)} is beyond float64's "
+            f"range; cls_loss is too small for the guided scale (use a larger cls_loss or "
+            f"skip the scaling for this batch)."
+        ) from None

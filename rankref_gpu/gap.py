@@ -28,8 +28,7 @@ class ClassCounts(rankref.ClassCounts):
         y = xp.asarray(labels)
         y = as_labels(y.reshape(-1), xp.size(y), self.num_classes, xp=xp)
         fg = y[(y >= 0) & (y < self.num_classes)]
-        self.counts += xp.to_host(xp.count(fg, self.num_classes))
-        return self
+        return self._add_histogram(xp.to_host(xp.count(fg, self.num_classes)))
 
 
 def _host(a):

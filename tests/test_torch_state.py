@@ -6,7 +6,7 @@ import tempfile
 
 import numpy as np
 import pytest
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 
 torch = pytest.importorskip("torch")
 import rankref as rr  # noqa: E402
@@ -203,12 +203,19 @@ def test_scalars_beyond_the_float_range_and_degenerate_slopes():
             rt.rank_sort_loss(x, x, **kw)
     with pytest.raises(ValueError, match="loss_weight"):
         rt.RankSortLoss(loss_weight=10**400)
-    # balanced L1 and LGR need b = exp(gamma / alpha) - 1 finite and > 0
+    # balanced L1 and LGR are exact for every alpha, gamma > 0 (b = exp(gamma / alpha) - 1 may
+    # overflow or be 0 in float64): the tensors match rankref
+    p64 = torch.tensor([0.0, 0.3, 2.0], dtype=torch.float64)
+    z64 = torch.tensor([[0.0, 1.0, -2.0], [3.0, 0.5, 0.0]], dtype=torch.float64)
+    y = torch.tensor([0, 2])
     for alpha, gamma in ((5e-324, 1.5), (1e-3, 1.0), (1.0, 1e-300)):
-        with pytest.raises(ValueError, match="gamma / alpha"):
-            rt.balanced_l1_loss(x, x, alpha=alpha, gamma=gamma)
-        with pytest.raises(ValueError, match="gamma / alpha"):
-            rt.lgr_cross_entropy(torch.zeros(2, 3), torch.zeros(2, dtype=torch.int64),
-                                 alpha=alpha, gamma=gamma)
-        with pytest.raises(ValueError, match="gamma / alpha"):
-            rt.BalancedL1Loss(alpha=alpha, gamma=gamma)
+        loss = rt.balanced_l1_loss(p64, torch.zeros(3, dtype=torch.float64), alpha=alpha,
+                                   gamma=gamma)
+        ref, _ = rr.balanced_l1_loss(p64.numpy(), np.zeros(3), alpha=alpha, gamma=gamma)
+        assert_allclose(loss.numpy(), ref, rtol=1e-15)
+        assert np.isfinite(ref).all()
+        loss = rt.lgr_cross_entropy(z64, y, alpha=alpha, gamma=gamma)
+        ref, _ = rr.lgr_cross_entropy(z64.numpy(), y.numpy(), alpha=alpha, gamma=gamma)
+        assert_allclose(loss.numpy(), ref, rtol=1e-15)
+        assert np.isfinite(ref).all()
+        rt.BalancedL1Loss(alpha=alpha, gamma=gamma)

@@ -94,7 +94,7 @@ def as_tensor(value, device, dtype=None):
     if isinstance(value, torch.Tensor):
         out = value
     elif isinstance(value, np.ndarray):
-        out = torch.from_numpy(np.ascontiguousarray(value))
+        out = torch.from_numpy(np.ascontiguousarray(value)).reshape(value.shape)  # 0-d stays
     else:
         out = torch.tensor(float(value), dtype=torch.float64)
     return out.to(device=device, dtype=dtype)
@@ -224,6 +224,19 @@ def _avg(avg_factor, avg_number):
     return avg_number
 
 
+def _check_scaled(losses, gdt, scale):
+    """Refuse an avg_factor so small that the normalised loss is beyond the loss dtype's
+    range (one host read; only when avg_factor is given)."""
+    top = torch.finfo(gdt).max
+    for v in losses:
+        if not bool(torch.isfinite(v)) or float(v.abs()) > top:
+            raise ValueError(
+                f"avg_factor is too small: the loss normalised by it ({float(v)!r}, |P| / "
+                f"avg_factor = {float(scale)!r}) is beyond {gdt}'s range. Pass the number of "
+                f"positives (or another normaliser >= 1)."
+            )
+
+
 def _normaliser(t, avg):
     """``|P| / avg_factor`` (a 0-d float64 tensor), or None when avg_factor is None."""
     if avg is None:
@@ -260,7 +273,8 @@ def rank_sort_op(logits: Tensor, targets: Tensor, weight: Optional[Tensor],
             grads = [_empty(logits, gdt), _empty(logits, gdt)]
         if scale is not None:
             losses = [v * scale for v in losses]
-            grads = [g * scale.to(gdt) for g in grads]
+            _check_scaled(losses, gdt, scale)
+            grads = [(g.to(torch.float64) * scale).to(gdt) for g in grads]
         return losses[0].to(gdt), losses[1].to(gdt), grads[0], grads[1]
 
 
@@ -308,7 +322,9 @@ def ap_op(logits: Tensor, targets: Tensor, weight: Optional[Tensor],
             grad = _empty(logits, gdt)
         scale = _normaliser(t, avg)
         if scale is not None:
-            loss, grad = loss * scale, grad * scale.to(gdt)
+            loss = loss * scale
+            _check_scaled([loss], gdt, scale)
+            grad = (grad.to(torch.float64) * scale).to(gdt)
         return loss.to(gdt), grad
 
 
@@ -363,7 +379,8 @@ def gap_op(scores: Tensor, labels: Tensor, weight: Optional[Tensor], counts: Opt
         if counts is None:
             new_counts = torch.empty((0,), dtype=torch.int64, device=dev)
         elif update_counts:
-            hist = torch.bincount(torch.where(y >= 0, y, C), minlength=C + 1)[:C]
+            # labels outside [-1, C] are refused below, by the backend; bounded bins here
+            hist = torch.bincount(torch.where((y >= 0) & (y < C), y, C), minlength=C + 1)[:C]
             hist = hist.to(counts.dtype)
             if sync:
                 _distributed.all_reduce_sum(hist)
@@ -451,6 +468,20 @@ def _(labels, scores, num_classes):
     return labels.new_empty((labels.shape[0], num_classes), dtype=dtype)
 
 
+def _fitting(loss, grad, what):
+    """``(loss, grad)``, refused where their float64 values overflowed float32 (the exact values
+    exist but float32 cannot hold them)."""
+    if loss.dtype == torch.float32:
+        for t, name in ((loss, "loss"), (grad, "gradient")):
+            bad = _first(~torch.isfinite(t))
+            if bad >= 0:
+                raise ValueError(
+                    f"{what}: the {name} at flat entry {bad} is beyond float32's range "
+                    f"(3.4e38); pass float64 tensors (or smaller values) for this input."
+                )
+    return loss, grad
+
+
 @torch.library.custom_op("rankref::balanced_l1_loss", mutates_args=())
 def balanced_l1_op(pred: Tensor, target: Tensor, alpha: float, gamma: float,
                    beta: float) -> tuple[Tensor, Tensor]:
@@ -461,7 +492,8 @@ def balanced_l1_op(pred: Tensor, target: Tensor, alpha: float, gamma: float,
         loss, grad = be.module.balanced_l1_loss(be.array(_logits(pred)),
                                                 be.array(_logits(target)), alpha, gamma, beta)
         gdt = compute_dtype(pred.dtype)
-        return as_tensor(loss, dev, gdt), as_tensor(grad, dev, gdt)
+        return _fitting(as_tensor(loss, dev, gdt), as_tensor(grad, dev, gdt),
+                        what="balanced_l1_loss of pred and target")
 
 
 @balanced_l1_op.register_fake
@@ -491,7 +523,8 @@ def lgr_op(logits: Tensor, labels: Tensor, alpha: float, gamma: float) -> tuple[
                                                  be.array(labels.detach().to(torch.int64)),
                                                  alpha, gamma)
         gdt = compute_dtype(logits.dtype)
-        return as_tensor(loss, dev, gdt), as_tensor(grad, dev, gdt)
+        return _fitting(as_tensor(loss, dev, gdt), as_tensor(grad, dev, gdt),
+                        what="lgr_cross_entropy of logits")
 
 
 @lgr_op.register_fake

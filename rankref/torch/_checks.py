@@ -5,13 +5,12 @@ runs before any computation and is traced by ``torch.compile`` without a graph b
 tensor *values* run inside the custom ops (see :mod:`rankref.torch._bridge`).
 """
 import math
-import numbers
 
 import numpy as np
 import torch
 
-from rankref._validation import check_delta as _check_delta
-from rankref._validation import check_method  # noqa: F401  (re-exported)
+from rankref._validation import check_delta  # noqa: F401  (re-exported)
+from rankref._validation import check_flag, check_method, check_real, is_integer  # noqa: F401
 
 __all__ = []
 
@@ -77,52 +76,33 @@ def same_device(reference, ref_name, value, name):
         )
 
 
-def real(value, name, *, low=0.0, low_open=False, what=None):
-    """A finite real Python number ``>= low`` (``> low`` when ``low_open``), as a float."""
-    if what is None:
-        what = f"a finite number {'>' if low_open else '>='} {low:g}"
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be {what}, got {value!r}.")
-    try:
-        v = float(value)
-    except OverflowError:  # an integer beyond the float range
-        v = math.inf
-    if not math.isfinite(v) or v < low or (low_open and v == low):
-        raise ValueError(f"{name} must be {what}, got {value!r}.")
-    return v
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
-def check_delta(value, name="delta"):
-    """rankref's check of ``delta`` (also for integers beyond the float range)."""
-    real(value, name, what="a finite number >= 0 (the half-width of the relaxed step; 0 gives "
-                           "the exact step)")
-    return _check_delta(value, name)
+def real(value, name, *, low=0.0, low_open=False, high=None, what=None):
+    """A finite real Python or NumPy number ``>= low`` (``> low`` when ``low_open``, ``<= high``
+    when given), as a float: rankref's rule (no bool; integers and long doubles beyond float64's
+    range refused, not rounded to inf or 0)."""
+    return check_real(value, name, what, low=low, low_open=low_open, high=high)
 
 
-def log_slope(alpha, gamma):
-    """Check that ``b = exp(gamma / alpha) - 1`` of balanced L1 and LGR is finite and > 0."""
-    ratio = gamma / alpha
-    try:
-        b = math.exp(ratio) - 1.0
-    except OverflowError:
-        b = math.inf
-    if not (0.0 < b < math.inf):
-        raise ValueError(
-            f"gamma / alpha must lie in about [1e-15, 709] so that b = exp(gamma / alpha) - 1 is "
-            f"a finite number > 0; got alpha={alpha!r}, gamma={gamma!r} (ratio {ratio!r})."
-        )
+def loss_weight(value, name="loss_weight"):
+    """A loss weight: finite, >= 0 and at most float32's maximum (the losses are float32 for
+    float16/bfloat16/float32 inputs, and a larger weight would turn them into inf or NaN)."""
+    return check_real(value, name, f"a finite number in [0, {FLOAT32_MAX:.8g}] (float32's "
+                                   f"maximum: losses are float32 for float32 inputs)",
+                      low=0.0, high=FLOAT32_MAX)
 
 
 def flag(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}.")
-    return bool(value)
+    """True or False (bool or numpy.bool_); anything else raises rankref's ArgumentTypeError,
+    which is both a TypeError and a ValueError."""
+    return check_flag(value, name)
 
 
 def integer(value, name, low, high):
     """An integer in ``[low, high]`` (bool refused)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
-            or not low <= value <= high:
+    if not is_integer(value) or not low <= value <= high:
         raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}.")
     return int(value)
 
@@ -140,7 +120,7 @@ def use_sigmoid(value, cls):
 
 
 def reduction(value, allowed, cls, name="reduction"):
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         extra = ""
         if value in ("none", "sum") and "none" not in allowed:
             extra = (f" {cls} is a ranking loss: one normalised value for the whole batch, "

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 import rankref as _rr
+from rankref._validation import to_array
 
 from . import _bridge, _checks
 
@@ -189,12 +190,10 @@ def _counts_tensor(counts, C, device, name="counts"):
             raise ValueError(f"{name} must be a real tensor, got dtype {counts.dtype}.")
         arr = counts.detach()
     else:
-        arr = np.asarray(counts)
-        if arr.dtype.kind not in "fiu":
-            raise ValueError(
-                f"{name} must be a ClassCounts, a tensor or a numeric array of shape ({C},), "
-                f"got {type(counts).__name__} of dtype {arr.dtype}."
-            )
+        if isinstance(counts, (str, bytes, dict)):
+            raise ValueError(f"{name} must be a ClassCounts, a tensor or a numeric array of "
+                             f"shape ({C},), got {type(counts).__name__}.")
+        arr = _rr.gap._nonnegative_vector(to_array(counts, name), name, C)
     if tuple(arr.shape) != (C,):
         raise ValueError(f"{name} must have shape ({C},), one value per class; got "
                          f"{tuple(arr.shape)}.")
@@ -235,6 +234,8 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
     g = _checks.flag(gather, "gather")
     omega = None
     if weights is not None:
+        if counts is not None:  # checked even though weights replace it
+            _counts_tensor(counts, C, s.device)
         omega = _counts_tensor(weights, C, s.device, "weights")
         cnt = None
     elif counts is None:
@@ -267,7 +268,6 @@ def balanced_l1_loss(pred, target, alpha=0.5, gamma=1.5, beta=1.0):
                          f"{tuple(t.shape)}.")
     a, gm, b = (_checks.real(v, n, low_open=True) for v, n in
                 ((alpha, "alpha"), (gamma, "gamma"), (beta, "beta")))
-    _checks.log_slope(a, gm)
     loss, _ = _bridge.balanced_l1_op(p, t, a, gm, b)
     return loss
 
@@ -297,7 +297,6 @@ def lgr_cross_entropy(logits, labels, alpha=0.5, gamma=1.0):
                          f"{tuple(y.shape)}.")
     a = _checks.real(alpha, "alpha", low_open=True)
     gm = _checks.real(gamma, "gamma", low_open=True)
-    _checks.log_slope(a, gm)
     loss, _ = _bridge.lgr_op(z, y, a, gm)
     return loss
 

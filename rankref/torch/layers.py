@@ -2,9 +2,7 @@
 Sampling-Free's guided loss scaling and prior bias initialisation.  Plain PyTorch (autograd
 derivatives, no rankref backend)."""
 import math
-import numbers
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -12,6 +10,10 @@ from torch import nn
 from . import _checks
 
 __all__ = ["GuidedLossScaling", "BalancedFeaturePyramid", "init_prior_bias_"]
+
+
+_INIT_LOW = 1.1e-19  # init**2 >= float32's smallest normal number
+_INIT_HIGH = 1.8e19  # init**2 <= float32's largest number
 
 
 class GuidedLossScaling(nn.Module):
@@ -46,7 +48,11 @@ class GuidedLossScaling(nn.Module):
 
     def __init__(self, init=1.0):
         super().__init__()
-        self.p = nn.Parameter(torch.tensor(_checks.real(init, "init", low_open=True)))
+        # delta = init**2 must be a normal float32 number (p is a float32 parameter)
+        v = _checks.real(init, "init", what="a number in [1.1e-19, 1.8e19] (so that init**2 "
+                                            "is a normal float32 number)",
+                         low=_INIT_LOW, high=_INIT_HIGH)
+        self.p = nn.Parameter(torch.tensor(v))
 
     @property
     def delta(self):
@@ -54,15 +60,45 @@ class GuidedLossScaling(nn.Module):
         return self.p ** 2
 
     def forward(self, loc_loss, cls_loss):
-        """``loc_loss + g * delta * cls_loss - log(delta)`` for two scalar losses."""
+        """``loc_loss + g * delta * cls_loss - log(delta)`` for two scalar losses.
+
+        Raises ValueError when a loss is not finite or negative, or when ``g = loc_loss /
+        cls_loss`` is beyond the range of the losses' dtype (the gradient of ``cls_loss`` would
+        be inf); these value checks read the two losses on the host (skipped under
+        ``torch.compile``).
+        """
         for t, name in ((loc_loss, "loc_loss"), (cls_loss, "cls_loss")):
             _checks.floating(t, name)
             if t.numel() != 1:
                 raise ValueError(f"{name} must be a scalar loss, got shape {tuple(t.shape)}.")
-        cls_d = cls_loss.detach()
-        g = torch.where(cls_d == 0, torch.ones_like(cls_d), loc_loss.detach() / cls_d)
+        _checks.same_device(loc_loss, "loc_loss", cls_loss, "cls_loss")
+        # g in float64: g cls = loc exactly even where g is beyond (or below) the losses' range
+        cls_d = cls_loss.detach().to(torch.float64)
+        g = torch.where(cls_d == 0, torch.ones_like(cls_d),
+                        loc_loss.detach().to(torch.float64) / cls_d)
+        if not torch.compiler.is_compiling():
+            loc_v, cls_v = float(loc_loss.detach()), float(cls_d)
+            for v, name in ((loc_v, "loc_loss"), (cls_v, "cls_loss")):
+                if not (math.isfinite(v) and v >= 0):
+                    raise ValueError(f"{name} must be a finite loss >= 0, got {v!r}.")
+            if not bool(torch.isfinite(g).all()):
+                raise ValueError(
+                    f"loc_loss / cls_loss = {loc_v!r} / {cls_v!r} is beyond float64's range: "
+                    f"the scaled classification loss would get an infinite gradient. Skip the "
+                    f"scaling for this batch."
+                )
+        dt = torch.promote_types(loc_loss.dtype, cls_loss.dtype)
+        term = (g * cls_loss.reshape(g.shape).to(torch.float64)).to(dt).reshape(cls_loss.shape)
         delta = self.p ** 2
-        return loc_loss + g * delta * cls_loss - torch.log(delta)
+        out = loc_loss + delta * term - torch.log(delta)
+        if not torch.compiler.is_compiling() and not bool(torch.isfinite(out).all()):
+            raise ValueError(
+                f"the scaled loss loc_loss + g delta cls_loss - log(delta) is beyond the range "
+                f"of {out.dtype} (loc_loss={float(loc_loss.detach())!r}, "
+                f"cls_loss={float(cls_d)!r}, delta={float(delta.detach())!r}); compute the "
+                f"losses in a wider dtype."
+            )
+        return out
 
     def extra_repr(self):
         return f"delta={float(self.delta.detach()):g}"
@@ -90,12 +126,11 @@ def init_prior_bias_(conv_or_linear, prior):
     if not isinstance(bias, torch.Tensor):
         raise ValueError("init_prior_bias_ needs a module with a bias (Conv or Linear, "
                          "bias=True).")
-    if isinstance(prior, (bool, np.bool_)) or not isinstance(prior, numbers.Real) \
-            or not 0.0 < float(prior) < 1.0:
+    p = _checks.real(prior, "prior", what="a number in (0, 1)", low=0.0, low_open=True)
+    if not p < 1.0:
         raise ValueError(f"prior must be a number in (0, 1), got {prior!r}.")
-    p = float(prior)
     with torch.no_grad():
-        bias.fill_(-math.log((1.0 - p) / p))
+        bias.fill_(math.log(p) - math.log1p(-p))  # -log((1 - p) / p), finite for every p
     return conv_or_linear
 
 
@@ -154,13 +189,14 @@ class BalancedFeaturePyramid(nn.Module):
 
     def __init__(self, in_channels, num_levels, refine_level=2, refine_type="non_local"):
         super().__init__()
-        self.in_channels = _checks.integer(in_channels, "in_channels", 1, 2**31 - 1)
-        self.num_levels = _checks.integer(num_levels, "num_levels", 1, 2**31 - 1)
-        if isinstance(refine_level, (bool, np.bool_)) or not isinstance(
-                refine_level, numbers.Integral) or not 0 <= refine_level < num_levels:
+        # the refinement holds up to 3 in_channels**2 weights: at most 2**16 channels
+        self.in_channels = _checks.integer(in_channels, "in_channels", 1, 2**16)
+        self.num_levels = _checks.integer(num_levels, "num_levels", 1, 2**16)
+        if not _checks.is_integer(refine_level) or not 0 <= refine_level < num_levels:
             raise ValueError(f"refine_level must be an integer in [0, {num_levels}), got "
                              f"{refine_level!r}.")
-        if refine_type not in ("non_local", "conv", None):
+        if not (refine_type is None or (isinstance(refine_type, str)
+                                        and refine_type in ("non_local", "conv"))):
             raise ValueError(
                 f"refine_type must be 'non_local', 'conv' or None, got {refine_type!r}.")
         self.refine_level = int(refine_level)
@@ -174,13 +210,34 @@ class BalancedFeaturePyramid(nn.Module):
             self.refine = None
 
     def forward(self, inputs):
+        """The strengthened levels (a tuple of the inputs' shapes).
+
+        ``inputs`` must be a list or tuple of ``num_levels`` floating tensors
+        ``[N, in_channels, H_l, W_l]`` with ``H_l, W_l >= 1``, one batch size, dtype and device
+        (the module's parameters' dtype when it has any); a ValueError names the first that
+        is not.
+        """
+        if not isinstance(inputs, (list, tuple)):
+            raise TypeError(f"inputs must be a list or tuple of {self.num_levels} levels, got "
+                            f"{type(inputs).__name__}.")
         if len(inputs) != self.num_levels:
             raise ValueError(f"inputs must hold {self.num_levels} levels, got {len(inputs)}.")
+        param = next(self.parameters(), None)
         for i, x in enumerate(inputs):
             _checks.floating(x, f"inputs[{i}]")
-            if x.dim() != 4 or x.shape[1] != self.in_channels:
-                raise ValueError(f"inputs[{i}] must be [N, {self.in_channels}, H, W], got shape "
+            if x.dim() != 4 or x.shape[1] != self.in_channels or x.shape[2] < 1 \
+                    or x.shape[3] < 1 or x.shape[0] != inputs[0].shape[0]:
+                raise ValueError(f"inputs[{i}] must be [N, {self.in_channels}, H, W] with "
+                                 f"H, W >= 1 and the batch size N of inputs[0], got shape "
                                  f"{tuple(x.shape)}.")
+            if x.dtype != inputs[0].dtype or x.device != inputs[0].device:
+                raise ValueError(f"inputs[{i}] is {x.dtype} on {x.device} but inputs[0] is "
+                                 f"{inputs[0].dtype} on {inputs[0].device}; every level must "
+                                 f"have the same dtype and device.")
+            if param is not None and (x.dtype != param.dtype or x.device != param.device):
+                raise ValueError(f"inputs[{i}] is {x.dtype} on {x.device} but the module's "
+                                 f"parameters are {param.dtype} on {param.device}; move the "
+                                 f"module (module.to(inputs[0])) or the inputs.")
         size = inputs[self.refine_level].shape[2:]
         feats = []
         for i, x in enumerate(inputs):

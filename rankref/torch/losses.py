@@ -42,6 +42,10 @@ def _delta(v, name):
 
 
 def _weight(v, name):
+    return _checks.loss_weight(v, name)
+
+
+def _nonnegative(v, name):
     return _checks.real(v, name, low=0.0)
 
 
@@ -332,31 +336,65 @@ class APLoss(nn.Module):
         return _config(self, ("delta", "interpolate", "method", "loss_weight", "gather"))
 
 
-def _elementwise_reduce(loss, weight, reduction, avg_factor, cls):
-    """mmdetection's ``weight_reduce_loss``: weight, then mean, sum, or sum / avg_factor."""
+def _elementwise_checks(weight, shape, reduction, avg_factor, cls):
+    """Check ``weight`` (broadcasting to the loss ``shape``) and ``avg_factor`` before anything
+    is computed; returns the checked weight tensor (or None)."""
+    w = None
     if weight is not None:
         w = _checks.tensor(weight, "weight")
         if w.dtype not in _checks.FLOATS + _checks.INTEGERS + (torch.bool,):
             raise ValueError(f"weight must be a real tensor, got dtype {w.dtype}.")
         try:
-            torch.broadcast_shapes(w.shape, loss.shape)
+            out = torch.broadcast_shapes(w.shape, shape)
         except RuntimeError:
+            out = None
+        if out != torch.Size(shape):
             raise ValueError(f"weight of shape {tuple(w.shape)} does not broadcast to the loss "
-                             f"of shape {tuple(loss.shape)}.") from None
-        loss = loss * w
-    if avg_factor is None:
-        if reduction == "mean":
-            return loss.mean()
-        return loss.sum() if reduction == "sum" else loss
-    if reduction == "sum":
+                             f"of shape {tuple(shape)}.")
+        if w.is_floating_point() and not torch.compiler.is_compiling():
+            bad = _bridge._first(~torch.isfinite(w.detach()))
+            if bad >= 0:
+                raise ValueError(f"weight must be finite, but flat entry {bad} is "
+                                 f"{float(w.detach().reshape(-1)[bad])!r}.")
+    if avg_factor is not None and reduction == "sum":
         raise ValueError(f"avg_factor cannot be used with reduction='sum' in {cls} (it divides "
                          f"the sum: use reduction='mean').")
+    return w
+
+
+def _early_avg_factor(avg_factor, like):
+    """Check avg_factor (its value too, when it is a tensor) before anything is computed."""
+    avg_t, _ = _checks.avg_factor(avg_factor, like)
+    if avg_t is not None and not torch.compiler.is_compiling():
+        _checks.avg_factor_value(avg_t)
+
+
+def _elementwise_reduce(loss, weight, reduction, avg_factor, cls):
+    """mmdetection's ``weight_reduce_loss``: weight, then mean, sum, or sum / avg_factor.
+    The mean of an empty batch is 0 (as the ranking losses give), not NaN."""
+    if weight is not None:
+        loss = loss * weight.to(loss.dtype)
+    if avg_factor is None:
+        if reduction == "mean":
+            return loss.mean() if loss.numel() else loss.sum()
+        return loss.sum() if reduction == "sum" else loss
     avg_t, avg_n = _checks.avg_factor(avg_factor, loss)
     if avg_t is not None:
         if not torch.compiler.is_compiling():
             _checks.avg_factor_value(avg_t)
         avg_n = avg_t.to(loss.dtype)
     return loss.sum() / avg_n if reduction == "mean" else loss
+
+
+def _finite_output(out, cls, inputs):
+    """Refuse a weighted, reduced loss whose exact value is beyond its dtype's range (a sum of
+    large losses, or large weights): it would be inf.  One host read (skipped when compiling)."""
+    if out.numel() and not torch.compiler.is_compiling() and not bool(torch.isfinite(out).all()):
+        raise ValueError(
+            f"{cls}: the weighted, reduced loss is beyond {out.dtype}'s range (its exact value "
+            f"overflows); scale {inputs}, weight or loss_weight down, or pass float64 tensors."
+        )
+    return out
 
 
 class BalancedL1Loss(nn.Module):
@@ -390,7 +428,6 @@ class BalancedL1Loss(nn.Module):
     def __init__(self, alpha=0.5, gamma=1.5, beta=1.0, reduction="mean", loss_weight=1.0):
         super().__init__()
         self.alpha, self.gamma, self.beta = alpha, gamma, beta
-        _checks.log_slope(self.alpha, self.gamma)
         self.reduction = _checks.reduction(reduction, ("mean", "sum", "none"), "BalancedL1Loss")
         self.loss_weight = loss_weight
 
@@ -398,9 +435,12 @@ class BalancedL1Loss(nn.Module):
         """Weighted, reduced balanced L1 loss of ``pred`` against ``target`` (same shape)."""
         red = self.reduction if reduction_override is None else _checks.reduction(
             reduction_override, ("mean", "sum", "none"), "BalancedL1Loss", "reduction_override")
+        p = _checks.floating(pred, "pred")
+        w = _elementwise_checks(weight, p.shape, red, avg_factor, "BalancedL1Loss")
+        _early_avg_factor(avg_factor, p)
         loss = F.balanced_l1_loss(pred, target, self.alpha, self.gamma, self.beta)
-        return self.loss_weight * _elementwise_reduce(loss, weight, red, avg_factor,
-                                                      "BalancedL1Loss")
+        return _finite_output(self.loss_weight * _elementwise_reduce(
+            loss, w, red, avg_factor, "BalancedL1Loss"), "BalancedL1Loss", "pred and target")
 
     def extra_repr(self):
         return _config(self, ("alpha", "gamma", "beta", "reduction", "loss_weight"))
@@ -439,7 +479,6 @@ class LGRCrossEntropyLoss(nn.Module):
                  use_sigmoid=False):
         super().__init__()
         self.alpha, self.gamma = alpha, gamma
-        _checks.log_slope(self.alpha, self.gamma)
         self.reduction = _checks.reduction(reduction, ("mean", "sum", "none"),
                                            "LGRCrossEntropyLoss")
         self.loss_weight = loss_weight
@@ -455,15 +494,26 @@ class LGRCrossEntropyLoss(nn.Module):
         red = self.reduction if reduction_override is None else _checks.reduction(
             reduction_override, ("mean", "sum", "none"), "LGRCrossEntropyLoss",
             "reduction_override")
+        z = _checks.floating(cls_score, "cls_score")
+        y = _checks.labels(label, "label")
+        if z.dim() != 2 or z.shape[1] < 1:
+            raise ValueError(f"cls_score must be 2-D [n, K] (K = C + 1 softmax columns, the "
+                             f"background included), got shape {tuple(z.shape)}.")
+        if y.shape != z.shape[:1]:
+            raise ValueError(f"label must have shape ({z.shape[0]},), one class per row of "
+                             f"cls_score; got {tuple(y.shape)}.")
+        w = _elementwise_checks(weight, z.shape[:1], red, avg_factor, "LGRCrossEntropyLoss")
+        _early_avg_factor(avg_factor, z)
         loss = F.lgr_cross_entropy(cls_score, label, self.alpha, self.gamma)
-        return self.loss_weight * _elementwise_reduce(loss, weight, red, avg_factor,
-                                                      "LGRCrossEntropyLoss")
+        return _finite_output(self.loss_weight * _elementwise_reduce(
+            loss, w, red, avg_factor, "LGRCrossEntropyLoss"), "LGRCrossEntropyLoss",
+            "cls_score")
 
     def extra_repr(self):
         return _config(self, ("alpha", "gamma", "reduction", "loss_weight"))
 
 
-_MAX_CLASSES = 2**31 - 1
+_MAX_CLASSES = _rr.gap.MAX_CLASSES  # as rankref.ClassCounts (8 bytes of counts per class)
 _MAX_COUNT = 2**53  # counts stay exact in the float64 arithmetic of omega
 
 
@@ -519,7 +569,7 @@ class GAPLoss(nn.Module):
     (``torch.amp.GradScaler``): small updates underflow without it.
     """
 
-    gamma = _Setting(_weight)
+    gamma = _Setting(_nonnegative)
     delta = _Setting(_delta)
     loss_weight = _Setting(_weight)
     sync_counts = _Setting(_checks.flag)
@@ -535,6 +585,8 @@ class GAPLoss(nn.Module):
         if lam is not None:
             warnings.warn("GAPLoss(lam=...) is deprecated: the weight is now named loss_weight "
                           "(mmdetection's name).", FutureWarning, stacklevel=2)
+            lam = _weight(lam, "lam")
+            loss_weight = _weight(loss_weight, "loss_weight")
             if loss_weight != 1.0 and loss_weight != lam:
                 raise ValueError(f"lam={lam!r} and loss_weight={loss_weight!r} disagree; pass "
                                  f"loss_weight only.")
