@@ -261,8 +261,17 @@ class BucketEngine:
         # each bucket's reference: its left threshold inside a window, 0 outside (where B = 0)
         R = np.where(B != 0.0, np.concatenate([[0.0], self.edges]), 0.0)
         both = out2 is not None
-        _kernels.scatter_negatives(self.x, self.ids, R, A, B, out, out2 if both else out, both,
+        # a delta above 2**960 makes x a rescaled float64 copy: scatter in float64, then round
+        # into the caller's (float32) outputs; entries not written keep their values exactly
+        o1 = out if out.dtype == self.x.dtype else out.astype(self.x.dtype)
+        o2 = o1 if not both else (out2 if out2.dtype == self.x.dtype
+                                  else out2.astype(self.x.dtype))
+        _kernels.scatter_negatives(self.x, self.ids, R, A, B, o1, o2, both,
                                    divide, self.delta, threads_for(self.x.shape[0]))
+        if o1 is not out:
+            out[...] = o1
+        if both and o2 is not out2:
+            out2[...] = o2
 
     def bucket_ids(self):
         """Every entry's bucket (int64; -1 for entries that are not negatives)."""

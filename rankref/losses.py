@@ -242,7 +242,7 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
             return RankSortResult(rl, sl, None, None, None)
         rg = rg.astype(gdt).reshape(shape)
         sg = sg.astype(gdt).reshape(shape)
-        return RankSortResult(rl, sl, rg, sg, rg + sg)
+        return RankSortResult(rl, sl, rg, sg, np.add(rg, sg, out=np.empty(shape, gdt)))
 
     pos = pos[stable_argsort(x[pos])]  # by ascending logit, ties in index order
     x, xp, d = rescaled(x, pos, d)

@@ -173,6 +173,28 @@ class ModuleNamespace:
         """``sum of weights[k] over idx[k] == b`` for b < size, float64."""
         return self._module.bincount(idx, weights=weights, minlength=size)
 
+    def segment_min(self, idx, values, size):
+        """``min of values[k] over idx[k] == b`` for b < size (+inf where none), float64."""
+        out = self._module.full(size, np.inf)
+        if self.name == "cupy":
+            import cupyx
+
+            cupyx.scatter_min(out, idx, values)
+        else:
+            np.minimum.at(out, idx, values)
+        return out
+
+    def segment_max(self, idx, values, size):
+        """``max of values[k] over idx[k] == b`` for b < size (-inf where none), float64."""
+        out = self._module.full(size, -np.inf)
+        if self.name == "cupy":
+            import cupyx
+
+            cupyx.scatter_max(out, idx, values)
+        else:
+            np.maximum.at(out, idx, values)
+        return out
+
     def scatter_add(self, out, idx, values):
         """``out[idx] += values`` with repeated indices accumulated (in place)."""
         if self.name == "cupy":
@@ -609,6 +631,16 @@ class TorchNamespace:
     def scatter_add(self, out, idx, values):
         """``out[idx] += values`` with repeated indices accumulated (in place)."""
         return out.index_add_(0, idx, values.to(out.dtype))
+
+    def segment_min(self, idx, values, size):
+        """``min of values[k] over idx[k] == b`` for b < size (+inf where none), float64."""
+        out = self.full(size, np.inf)
+        return out.scatter_reduce_(0, idx, values.to(out.dtype), reduce="amin")
+
+    def segment_max(self, idx, values, size):
+        """``max of values[k] over idx[k] == b`` for b < size (-inf where none), float64."""
+        out = self.full(size, -np.inf)
+        return out.scatter_reduce_(0, idx, values.to(out.dtype), reduce="amax")
 
     def bincount(self, x, weights=None, minlength=0):
         """NumPy's bincount (the length is read from the data: one sync on CUDA)."""

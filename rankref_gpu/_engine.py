@@ -184,8 +184,8 @@ def exact_buckets(xp, x, t, xq, d):
     """make_buckets' exact buckets: ``(edges, ids, counts, sums, means)``.  The thresholds are
     not rescaled (beyond the float range they are +-inf), so the ids are exact for every
     delta; sums and means are those of the members' own values (rankref's ``_member_sums``:
-    a mean is clamped into its bucket, and computed as the sum of ``x_j / n_b`` where the sum
-    overflows)."""
+    a sum whose partial sums overflow is summed again at a scale, a mean is computed as the sum
+    of ``x_j / n_b`` where the sum is beyond the range, and clamped into its members' range)."""
     th = Thresholds(xp, xq, float(d))
     M = th.s.shape[0]
     n = x.shape[0]
@@ -193,6 +193,8 @@ def exact_buckets(xp, x, t, xq, d):
     ids = xp.full(n, -1, dtype=np.int64)
     counts = xp.zeros(size, dtype=np.int64)
     sums = xp.zeros(size)
+    lo = xp.full(size, np.inf)  # the members' range, for the clamp of the means
+    hi = xp.full(size, -np.inf)
     step = _backend.PASS_CHUNK
 
     def spare(c0, c1):
@@ -208,8 +210,22 @@ def exact_buckets(xp, x, t, xq, d):
         counts += xp.count(idx, size)
         with np.errstate(all="ignore"):
             sums += xp.segment_sum(idx, v, size)
-    counts, sums = counts[:M + 1], sums[:M + 1]
+        lo = xp.minimum(lo, xp.segment_min(idx, v, size))
+        hi = xp.maximum(hi, xp.segment_max(idx, v, size))
+    counts, sums, lo, hi = counts[:M + 1], sums[:M + 1], lo[:M + 1], hi[:M + 1]
     full = counts > 0
+    over = full & ~xp.isfinite(sums)
+    if xp.any_flags(over)[0]:  # a partial sum overflowed: again at a scale none exceeds
+        k = int(xp.to_host(xp.max(counts))).bit_length()
+        scaled = xp.zeros(size)
+        for c0 in range(0, n, step):
+            c1 = min(n, c0 + step)
+            v = xp.asarray(x[c0:c1], dtype=np.float64)
+            b = ids[c0:c1]
+            with np.errstate(all="ignore"):
+                scaled += xp.segment_sum(xp.where(b >= 0, b, spare(c0, c1)), v * 2.0**-k, size)
+        with np.errstate(all="ignore"):
+            sums = xp.where(over, scaled[:M + 1] * 2.0**k, sums)
     with np.errstate(all="ignore"):
         means = xp.where(full, sums / xp.maximum(counts, 1), np.nan)
     far = full & ~xp.isfinite(sums)
@@ -224,8 +240,6 @@ def exact_buckets(xp, x, t, xq, d):
                 share = v / xp.astype(counts[xp.maximum(b, 0)], np.float64)
             scaled += xp.segment_sum(idx, share, size)
         means = xp.where(far, scaled[:M + 1], means)
-    big = np.finfo(np.float64).max
-    lower = xp.maximum(xp.concatenate([xp.full(1, -np.inf), th.s]), -big)
-    upper = xp.minimum(xp.concatenate([th.s, xp.full(1, np.inf)]), big)
-    means = xp.where(full, xp.clip(means, lower, upper), np.nan)
+    # the clamp into the members' own range removes the round-off of the sum
+    means = xp.where(full, xp.clip(means, lo, hi), np.nan)
     return th.s, ids, counts, sums, means

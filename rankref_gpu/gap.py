@@ -42,7 +42,7 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
              exclude_foreground=True, weights=None, *, compute_grad=True):
     xp = namespace(scores, labels)
     s, y, w_host, d = _check_gap_inputs(xp, scores, labels, _host(counts), delta, gamma, method,
-                                        _host(weights))
+                                        _host(weights), exclude_foreground, compute_grad)
     n, C = s.shape
     w = xp.asarray(w_host)
     x = xp.ascontiguousarray(s, dtype=grad_dtype(xp, s.dtype)).reshape(-1)

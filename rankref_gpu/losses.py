@@ -4,6 +4,7 @@ import numpy as np
 import rankref
 from rankref._engine import scale_for_delta
 from rankref.buckets import brs_runs
+from rankref._validation import check_flag
 from rankref.losses import APLossResult, RankSortResult, _div, _rs_coefficients
 
 from . import _pairs
@@ -44,6 +45,7 @@ def _brs_fp(xp, x, t, xq, d, sigma):
 @mirror(rankref.rank_sort_loss, LOSS_VALUES)
 def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_grad=True):
     check_method(method, ("bucketed", "dense", "brs"), "rank_sort_loss")
+    compute_grad = check_flag(compute_grad, "compute_grad")
     xp = namespace(logits, targets)
     x, t, pos, shape, gdt, d = prepare_ranking(xp, logits, targets, delta, False,
                                                "rank_sort_loss")
@@ -61,7 +63,8 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
             return RankSortResult(xp.scalar(rl), xp.scalar(sl), None, None, None)
         rg = xp.astype(rg, gdt).reshape(shape)
         sg = xp.astype(sg, gdt).reshape(shape)
-        return RankSortResult(xp.scalar(rl), xp.scalar(sl), rg, sg, rg + sg)
+        return RankSortResult(xp.scalar(rl), xp.scalar(sl), rg, sg,
+                              xp.asarray(rg + sg).reshape(shape))  # NumPy: 0-d stays an array
     pos, _, xq, d, sigma = sorted_positives(xp, x, pos, d)
     tp = xp.astype(t[pos], np.float64)
     # the IoU groups (tree path only), shared by the sorting terms and the sorting scatter
@@ -106,7 +109,9 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
 @mirror(rankref.ap_loss, LOSS_VALUES)
 def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
             compute_grad=True):
-    if method == "brs":
+    interpolate = check_flag(interpolate, "interpolate")
+    compute_grad = check_flag(compute_grad, "compute_grad")
+    if isinstance(method, str) and method == "brs":
         raise ValueError(
             "method='brs' exists for rank_sort_loss only (the BRS repository's BucketedAPLoss "
             "is RS's ranking term). Use method='bucketed' (exact) or 'dense' for ap_loss."

@@ -2,6 +2,7 @@
 import numpy as np
 
 import rankref
+from rankref._validation import check_flag
 from rankref.ranking import RelaxedRanks, _heaviside, _sort_scores
 
 from . import _pairs
@@ -48,6 +49,7 @@ def relaxed_ranks(logits, targets, delta=0.5):
 @mirror(rankref.average_precision, "The result is a Python float on NumPy and a 0-d float64 "
         "array on the device otherwise.")
 def average_precision(scores, labels, interpolate=False):
+    interpolate = check_flag(interpolate, "interpolate")
     xp = namespace(scores, labels)
     x, shape, _ = as_logits(scores, name="scores", xp=xp)
     t = as_targets(labels, shape, name="labels", logits_name="scores", xp=xp)

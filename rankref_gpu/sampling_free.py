@@ -1,7 +1,8 @@
 """Sampling-Free helpers: scalars, so the rankref functions are reused (foreground_prior
 accepts NumPy, CuPy or torch label batches, copied to the host: its results are Python ints)."""
 import rankref
-from rankref.sampling_free import ForegroundPrior, guided_scale, optimal_bias
+from rankref.sampling_free import (ForegroundPrior, check_label_batches, guided_scale,
+                                   optimal_bias)
 
 from ._backend import to_host
 from ._mirror import mirror
@@ -11,4 +12,4 @@ __all__ = ["optimal_bias", "foreground_prior", "guided_scale", "ForegroundPrior"
 
 @mirror(rankref.foreground_prior, "Each label batch is copied to the host.")
 def foreground_prior(label_batches):
-    return rankref.foreground_prior(to_host(b) for b in label_batches)
+    return rankref.foreground_prior(to_host(b) for b in check_label_batches(label_batches))

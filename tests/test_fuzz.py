@@ -40,7 +40,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import seed as hypothesis_seed
 
 import rankref
-from _fuzz_known import KNOWN, PENDING, TORCH_KNOWN
+from _fuzz_known import KNOWN, TORCH_KNOWN
 from _fuzz_runner import Runner
 from _fuzz_strategies import RANKREF_CASES, TORCH_CASES
 
@@ -186,17 +186,6 @@ def test_fuzz(pkg, func, runner):
         run = hypothesis_seed(int(SEED))(run)
     run()
     rec.finish()
-
-
-PENDING_CASES = [(f, i) for f, cases in PENDING.items() for i in range(len(cases))]
-
-
-@pytest.mark.xfail(strict=True, reason="a finding in the engine, reported to its owner "
-                                       "(_fuzz_known.PENDING); remove it there once fixed")
-@pytest.mark.parametrize("func,i", PENDING_CASES, ids=[f"{f}-{i}" for f, i in PENDING_CASES])
-def test_pending_engine_findings(func, i, runner):
-    res = runner.run("rankref", PENDING[func][i])
-    assert not res["findings"], res["findings"]
 
 
 def test_every_public_name_is_fuzzed():

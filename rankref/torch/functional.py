@@ -136,6 +136,19 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", gat
     Returns
     -------
     loss : 0-d tensor
+        float32 (float64 for float64 logits), on the logits' device; its backward is the
+        error-driven update of :func:`rankref.ap_loss`.
+
+    Examples
+    --------
+    >>> import torch, rankref.torch as rt
+    >>> logits = torch.tensor([2.0, 1.0, 0.0, -1.0], requires_grad=True)
+    >>> loss = rt.ap_loss(logits, torch.tensor([1, 0, 1, 0]), delta=1.0)
+    >>> round(loss.item(), 6)
+    0.166667
+    >>> loss.backward()
+    >>> logits.grad  # the negative above a positive is pushed down, that positive up
+    tensor([-0.0000,  0.1667, -0.1667,  0.0000])
     """
     x, t, d, m, g = _ranking_args(logits, targets, delta, method, gather, ("bucketed", "dense"),
                                   "ap_loss")
@@ -202,8 +215,10 @@ def _counts_tensor(counts, C, device, name="counts"):
 
 def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
              exclude_foreground=True, weights=None, gather=False):
-    r"""GAP loss of ROG on tensors (see :func:`rankref.gap_loss`): the weighted loss of Eq. 8
-    as a 0-d tensor with the gradient of Eq. 11.
+    r"""GAP loss of ROG on tensors: the weighted loss of Eq. 8, with the update of Eq. 11.
+
+    The value and the update are those of :func:`rankref.gap_loss` (a 0-d tensor whose backward
+    is the error-driven update); :class:`GAPLoss` keeps the class counts for you.
 
     Parameters
     ----------
@@ -224,6 +239,18 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
     Returns
     -------
     loss : 0-d tensor
+
+    Examples
+    --------
+    >>> import torch, rankref.torch as rt
+    >>> scores = torch.tensor([[1.0, -1.0], [1.2, 0.0]], requires_grad=True)  # [n, C]
+    >>> loss = rt.gap_loss(scores, torch.tensor([0, 2]), None, weights=torch.ones(2))
+    >>> round(loss.item(), 6)  # the background RoI outranks the positive of class 0
+    0.583333
+    >>> loss.backward()
+    >>> scores.grad
+    tensor([[-0.5833,  0.0000],
+            [ 0.5833,  0.0000]])
     """
     s, y, _ = _gap_scores_labels(scores, labels, None)
     C = s.shape[1]
@@ -259,6 +286,17 @@ def balanced_l1_loss(pred, target, alpha=0.5, gamma=1.5, beta=1.0):
     Returns
     -------
     loss : tensor of ``pred``'s shape, float32 (float64 for float64 ``pred``)
+
+    Examples
+    --------
+    >>> import torch, rankref.torch as rt
+    >>> pred = torch.tensor([0.0, 0.5, 2.0], requires_grad=True)
+    >>> loss = rt.balanced_l1_loss(pred, torch.zeros(3))
+    >>> loss.detach()
+    tensor([0.0000, 0.4006, 2.5786])
+    >>> loss.sum().backward()
+    >>> pred.grad  # the gradient of inliers is promoted; gamma = 1.5 beyond beta
+    tensor([0.0000, 1.1777, 1.5000])
     """
     p = _checks.floating(pred, "pred")
     t = _checks.floating(target, "target")
@@ -286,6 +324,13 @@ def lgr_cross_entropy(logits, labels, alpha=0.5, gamma=1.0):
     Returns
     -------
     loss : tensor ``[n]``
+
+    Examples
+    --------
+    >>> import torch, rankref.torch as rt
+    >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # K = 3 columns
+    >>> rt.lgr_cross_entropy(logits, torch.tensor([0, 2]))
+    tensor([0.3763, 1.7694])
     """
     z = _checks.floating(logits, "logits")
     y = _checks.labels(labels, "labels")
@@ -331,6 +376,13 @@ def iou_balanced_neg_sample(max_overlaps, num_expected, *, num_bins=3, floor_thr
     indices : int64 tensor on the input's device
         The draws are made on the host (a sampler picks a few indices); this function is not
         traced by ``torch.compile``.
+
+    Examples
+    --------
+    >>> import torch, rankref.torch as rt
+    >>> max_iou = torch.tensor([0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.45, 0.0])
+    >>> rt.iou_balanced_neg_sample(max_iou, 4, rng=torch.Generator().manual_seed(0))
+    tensor([2, 3, 4, 5])
     """
     iou = _checks.tensor(max_overlaps, "max_overlaps")
     if iou.dtype not in _checks.FLOATS + _checks.INTEGERS:
@@ -355,6 +407,13 @@ def instance_balanced_pos_sample(assigned_gt_inds, num_expected, *, rng):
     Returns
     -------
     indices : int64 tensor on the input's device
+
+    Examples
+    --------
+    >>> import torch, rankref.torch as rt
+    >>> gt = torch.tensor([1, 1, 1, 1, 2, 0, 0])  # four positives of gt 1, one of gt 2
+    >>> rt.instance_balanced_pos_sample(gt, 3, rng=torch.Generator().manual_seed(0))
+    tensor([1, 2, 3])
     """
     g = _checks.labels(assigned_gt_inds, "assigned_gt_inds")
     be = _bridge.backend(g.device)

@@ -17,7 +17,8 @@ _INIT_HIGH = 1.8e19  # init**2 <= float32's largest number
 
 
 class GuidedLossScaling(nn.Module):
-    r"""Sampling-Free guided loss scaling with a learnable ratio (Eq. 23):
+    r"""Sampling-Free guided loss scaling (Eq. 23): the classification loss is scaled to the
+    localisation loss, with a learnable ratio.
 
     .. math:: L = L_{loc} + g\,\delta\,L_{cls} - \log\delta, \qquad g = L_{loc}/L_{cls}
               \text{ (detached)},
@@ -105,8 +106,10 @@ class GuidedLossScaling(nn.Module):
 
 
 def init_prior_bias_(conv_or_linear, prior):
-    r"""Initialise a classifier's bias to ``-log((1 - prior) / prior)`` (Sampling-Free Eq. 19;
-    the focal-loss prior init), in place; returns the module.
+    r"""Initialise a classifier's bias, in place, so that it predicts ``prior`` at the start.
+
+    The bias becomes ``-log((1 - prior) / prior)`` (Sampling-Free Eq. 19; the focal-loss prior
+    initialisation); the module is returned.
 
     Parameters
     ----------

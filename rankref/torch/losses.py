@@ -138,7 +138,7 @@ class RankSortLoss(nn.Module):
     delta : float >= 0, default 0.5
         Half-width of the relaxed step :math:`H_\delta`; 0 is the exact step.
     method : {"bucketed", "dense", "brs"}, default "bucketed"
-        ``"bucketed"``: exact, O(N log P + P^2); ``"dense"``: the O(P N) oracle; ``"brs"``:
+        ``"bucketed"``: exact, O(N + P log P); ``"dense"``: the O(P N) oracle; ``"brs"``:
         the published Bucketed RS (exact at ``delta = 0`` only).
     loss_weight : float >= 0, default 1.0
         Multiplies both terms (and their gradients).
@@ -274,6 +274,18 @@ class APLoss(nn.Module):
     :mod:`rankref.torch`); values only under ``no_grad``; a custom operator for
     ``torch.compile``.  The updates are error-driven (``gradcheck`` does not apply), and in
     float16 many underflow without loss scaling: use ``torch.amp.GradScaler``.
+
+    Examples
+    --------
+    >>> import torch, rankref.torch as rt
+    >>> loss = rt.APLoss()
+    >>> logits = torch.tensor([[2.0, 0.0], [0.5, 1.0], [-1.0, 0.3]], requires_grad=True)
+    >>> value = loss(logits, torch.tensor([0, 1, 2]))  # mmdetection call: label 2 = background
+    >>> round(value.item(), 6)
+    0.083333
+    >>> value.backward()
+    >>> loss(logits, torch.tensor([[1, 0], [0, 1], [0, 0]]))  # rankref call, the same targets
+    tensor(0.0833, grad_fn=<MulBackward0>)
     """
 
     delta = _Setting(_delta)
@@ -398,7 +410,7 @@ def _finite_output(out, cls, inputs):
 
 
 class BalancedL1Loss(nn.Module):
-    r"""Balanced L1 loss (Libra R-CNN, Eqs. 8-10) in mmdetection's form.
+    r"""Balanced L1 loss (Libra R-CNN, Eqs. 8-10) as a module, in mmdetection's form.
 
     ``forward(pred, target, weight=None, avg_factor=None, reduction_override=None)`` computes the
     elementwise loss of :func:`rankref.balanced_l1_loss` with its exact gradient, multiplies it
@@ -418,6 +430,16 @@ class BalancedL1Loss(nn.Module):
     -----
     mmdetection adds float32's eps to ``avg_factor``; here ``avg_factor`` must be > 0 and is
     used as given.  Runs in :mod:`rankref` (CPU) or :mod:`rankref_gpu` (GPU).
+
+    Examples
+    --------
+    >>> import torch, rankref.torch as rt
+    >>> loss = rt.BalancedL1Loss(alpha=0.5, gamma=1.5, beta=1.0)
+    >>> pred = torch.tensor([[0.0, 0.5], [2.0, 0.1]], requires_grad=True)
+    >>> value = loss(pred, torch.zeros(2, 2))  # the mean of the four elementwise losses
+    >>> round(value.item(), 4)
+    0.7526
+    >>> value.backward()
     """
 
     alpha = _Setting(_positive)
@@ -447,7 +469,8 @@ class BalancedL1Loss(nn.Module):
 
 
 class LGRCrossEntropyLoss(nn.Module):
-    r"""Softmax cross-entropy with logarithmic gradient re-weighting (Libra R-CNN, Eq. 19).
+    r"""Softmax cross-entropy with logarithmic gradient re-weighting (Libra R-CNN, Eq. 19), as a
+    module in mmdetection's form.
 
     ``forward(cls_score, label, weight=None, avg_factor=None, reduction_override=None)``:
     ``cls_score`` ``[n, K]`` softmax logits (K = C + 1, the background column included, as
@@ -469,6 +492,16 @@ class LGRCrossEntropyLoss(nn.Module):
     -----
     Runs in :mod:`rankref` (CPU) or :mod:`rankref_gpu` (GPU); the gradient is the exact one of
     :func:`rankref.lgr_cross_entropy` (the LGR weight is detached).
+
+    Examples
+    --------
+    >>> import torch, rankref.torch as rt
+    >>> loss = rt.LGRCrossEntropyLoss(alpha=0.5, gamma=1.0)
+    >>> cls_score = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], requires_grad=True)
+    >>> value = loss(cls_score, torch.tensor([0, 2]))  # label 2: the background column
+    >>> round(value.item(), 4)
+    1.0729
+    >>> value.backward()
     """
 
     alpha = _Setting(_positive)
@@ -567,6 +600,18 @@ class GAPLoss(nn.Module):
     :mod:`rankref_gpu` (GPU); values only under ``no_grad`` (the counts are still updated);
     a custom operator for ``torch.compile``.  In float16, train with loss scaling
     (``torch.amp.GradScaler``): small updates underflow without it.
+
+    Examples
+    --------
+    >>> import torch, rankref.torch as rt
+    >>> loss = rt.GAPLoss(num_classes=2)
+    >>> scores = torch.tensor([[1.0, -1.0], [1.2, 0.0], [0.3, 0.8]], requires_grad=True)
+    >>> value = loss(scores, torch.tensor([0, 2, 1]))  # label 2: the background
+    >>> round(value.item(), 4)
+    0.6131
+    >>> loss.counts  # this batch's foreground histogram, kept across calls
+    tensor([1, 1])
+    >>> value.backward()
     """
 
     gamma = _Setting(_nonnegative)
