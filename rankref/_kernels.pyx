@@ -11,7 +11,7 @@
 # non-negative terms, in normalised units (offsets divided by delta).
 from cython.parallel cimport prange
 from libc.math cimport INFINITY, fmax, fmin
-from libc.stdint cimport int8_t, int32_t, int64_t, uint16_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint16_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy
 
@@ -412,6 +412,7 @@ def merge_thresholds(const double[::1] ls, const double[::1] le, const double[::
 
 cdef enum:
     MAXCH = 2  # at most two weight channels per aggregate
+    CDQ_BASE = 16  # blocks of at most this many elements: all pairs directly
 
 
 cdef inline void _join_right(double* W, double* O, double L, const double* W2, const double* O2,
@@ -623,152 +624,197 @@ cdef inline void _threshold(double x, double d, double* s, double* e) noexcept n
     e[0] = (x - (s[0] - bb)) + (d - bb)
 
 
-cdef struct Sweep:
-    int32_t* el             # elements (their ranks in the key order), sorted by rank per block
-    int32_t* tmp
-    const int64_t* gptr     # group boundaries (G + 1) in the (group, key) order
-    const double* key       # keys by rank (sorted)
-    const int64_t* lo       # window of each rank: [lo, hi) in ranks
-    const int64_t* hi
-    const double* We        # weights by rank as a member of an earlier group (me channels)
+cdef struct Cdq:
+    # the elements are numbered by "slot", their position in the (group, key) order, so that
+    # the elements of a block of groups are the slots [e0, e1): every per-element array is
+    # indexed by slot, and a block's data stays in one piece of memory (cache-local).
+    uint64_t* el            # (rank << 32) | slot, sorted by rank within each solved block
+    uint64_t* tmp
+    const int64_t* gptr     # group boundaries (G + 1) in slots
+    const double* key       # by slot
+    const int32_t* lo       # window [lo, hi) in ranks, by slot
+    const int32_t* hi
+    const double* We        # weights as a member of an earlier group (me channels), by slot
     const double* Wl        # ... of a later group (ml channels)
-    double* Ae              # sums over the earlier groups, by rank
-    double* Al              # sums over the later groups, by rank
+    double* Ae              # sums over the earlier groups, by slot
+    double* Al              # sums over the later groups, by slot
     Py_ssize_t me
     Py_ssize_t ml
     double delta
     double inv_delta        # 1/delta where it is finite and normal, else 0 (then divide)
-    double* suf             # members of one step: suffix sums and front aggregates
-    double* fW
-    double* fO
+    # scratch of one step: n + 1 entries (times MAXCH for the weights)
+    int32_t* mr             # members: ranks (then a sentinel), keys, weights
+    double* mk
+    double* mW
+    double* suf             # suffix sums of the weights: the members at or above hi
+    double* SW              # within a segment: suffix aggregates relative to their own key
+    double* SO
+    double* PW              # ... prefix aggregates relative to the segment's first key
+    double* PO
+    int8_t* cut             # segment boundaries
+    int32_t* qa             # queries: window [qa, qb) in members, and its segment boundary
+    int32_t* qb
+    int32_t* qm
+    int32_t* ql             # ... and the window ends in ranks (then a sentinel)
 
 
-cdef inline double _per(const Sweep* S, double x) noexcept nogil:
+cdef inline double _per(const Cdq* S, double x) noexcept nogil:
+    """x / delta (by the reciprocal where it is a normal float)."""
     if S.inv_delta != 0.0:
         return x * S.inv_delta
     return x / S.delta
 
 
-cdef void _cdq_contribute(Sweep* S, const int32_t* mem, Py_ssize_t nm, const int32_t* qs,
-                          Py_ssize_t nq, const double* W, double* A, Py_ssize_t m) noexcept nogil:
-    """Add the members mem[:nm] (ranks, ascending) with weights W to the queries qs[:nq]
-    (ranks, ascending), into A: sum_k W_k H(key_k - key_q), by one sliding pass."""
-    cdef Py_ssize_t i, k, ch, a = 0, b = 0, l = 0, r = 0, mid = 0, q
-    cdef double Wb[MAXCH]
-    cdef double Ob[MAXCH]
-    cdef double Wq[MAXCH]
-    cdef double Oq[MAXCH]
-    cdef double Lb = 0.0, f, d = S.delta
-    cdef const double* key = S.key
+cdef inline void _count_below(const int32_t* mr, const int32_t* ql, Py_ssize_t nq,
+                              int32_t* out) noexcept nogil:
+    """out[j] = #{i : mr[i] < ql[j]} for ascending mr (ended by a sentinel above every ql) and
+    non-decreasing ql: a branch-free merge."""
+    cdef Py_ssize_t i = 0, j = 0
+    cdef bint below
+    while j < nq:
+        below = mr[i] < ql[j]
+        out[j] = <int32_t> i
+        i += below
+        j += 1 - below
+
+
+cdef inline void _cdq_contribute(Cdq* S, const uint64_t* mem, Py_ssize_t nm, const uint64_t* qs,
+                                 Py_ssize_t nq, const double* W, double* A,
+                                 const Py_ssize_t m) noexcept nogil:
+    """A[q] += sum over the members k of W_k H(key_k - key_q), for the members mem[:nm] and the
+    queries qs[:nq] (both sorted by rank, so that the windows slide forward).
+
+    The windows are cut into segments so that each holds at most one boundary (as a two-stack
+    queue would: a new boundary at the window's end whenever its start passes the last one).
+    A window is then a suffix of one segment (aggregated relative to its first key) joined with
+    a prefix of the next (relative to the boundary's key): only non-negative terms are added."""
+    cdef Py_ssize_t i, j, ch, s, a, b, c, mid, start
+    cdef double f, fa, kw
+    cdef double Wf[MAXCH]
+    cdef double Of[MAXCH]
+    cdef double d = S.delta
+    cdef int32_t* mr = S.mr
+    cdef double* mk = S.mk
+    cdef double* mW = S.mW
+    cdef double* suf = S.suf
+    cdef double* SW = S.SW
+    cdef double* SO = S.SO
+    cdef double* PW = S.PW
+    cdef double* PO = S.PO
+    cdef int8_t* cut = S.cut
+    cdef int32_t* qa = S.qa
+    cdef int32_t* qb = S.qb
+    cdef int32_t* qm = S.qm
+    cdef int32_t* ql = S.ql
+    for i in range(nm):
+        s = <Py_ssize_t> (mem[i] & 0xffffffffu)
+        mr[i] = <int32_t> (mem[i] >> 32)
+        mk[i] = S.key[s]
+        cut[i] = 0
+        for ch in range(m):
+            mW[i * m + ch] = W[s * m + ch]
+    mr[nm] = 0x7fffffff
+    mk[nm] = mk[nm - 1]
+    cut[nm] = 1
+    # the windows in members: [qa, qb) = the members with rank in [lo_q, hi_q)
+    for j in range(nq):
+        ql[j] = S.lo[<Py_ssize_t> (qs[j] & 0xffffffffu)]
+    _count_below(mr, ql, nq, qa)
+    for j in range(nq):
+        ql[j] = S.hi[<Py_ssize_t> (qs[j] & 0xffffffffu)]
+    _count_below(mr, ql, nq, qb)
+    # segment boundaries: a new one at the window's end once its start reaches the last one
+    mid = 0
+    for j in range(nq):
+        if qa[j] >= mid and qb[j] > qa[j]:
+            mid = qb[j]
+            cut[mid] = 1
+        qm[j] = <int32_t> mid
+    # per member: suffix sums (all members above), and the aggregates within its segment
     for ch in range(m):
-        S.suf[nm * m + ch] = 0.0
-        Wb[ch] = 0.0
-        Ob[ch] = 0.0
+        suf[nm * m + ch] = 0.0
     for i in range(nm - 1, -1, -1):
+        f = _per(S, mk[i + 1] - mk[i])  # inf across a far boundary: discarded below
         for ch in range(m):
-            S.suf[i * m + ch] = S.suf[(i + 1) * m + ch] + W[mem[i] * m + ch]
-    for i in range(nq):
-        q = qs[i]
-        # the window [a, b): members whose rank lies in q's window [lo_q, hi_q)
-        while a < nm and mem[a] < S.lo[q]:
-            a += 1
-        if b < a:
-            b = a
-        while b < nm and mem[b] < S.hi[q]:
-            b += 1
-        for ch in range(m):
-            A[q * m + ch] += S.suf[b * m + ch]
-        if b <= a:
-            continue
-        # two-stack sliding aggregate over [a, b), as in sliding_window_sums
-        if a >= r:
-            l = a
-            r = a
-            mid = a
-            for ch in range(m):
-                Wb[ch] = 0.0
-                Ob[ch] = 0.0
-        while r < b:
-            if r == mid:
-                Lb = key[mem[r]]
-                for ch in range(m):
-                    Wb[ch] = W[mem[r] * m + ch]
-                    Ob[ch] = 0.0
+            suf[i * m + ch] = suf[(i + 1) * m + ch] + mW[i * m + ch]
+            if cut[i + 1]:
+                SW[i * m + ch] = mW[i * m + ch]
+                SO[i * m + ch] = 0.0
             else:
-                f = _per(S, key[mem[r]] - Lb)
-                for ch in range(m):
-                    if W[mem[r] * m + ch] != 0.0:
-                        Ob[ch] += W[mem[r] * m + ch] * f
-                    Wb[ch] += W[mem[r] * m + ch]
-            r += 1
-        if a > l:
-            l = a
-            if l >= mid:
-                for k in range(r - 1, l - 1, -1):
-                    for ch in range(m):
-                        S.fW[k * m + ch] = W[mem[k] * m + ch]
-                        S.fO[k * m + ch] = 0.0
-                    if k + 1 < r:
-                        f = _per(S, key[mem[k + 1]] - key[mem[k]])
-                        for ch in range(m):
-                            S.fO[k * m + ch] = S.fO[(k + 1) * m + ch]
-                            if S.fW[(k + 1) * m + ch] != 0.0:
-                                S.fO[k * m + ch] += S.fW[(k + 1) * m + ch] * f
-                            S.fW[k * m + ch] += S.fW[(k + 1) * m + ch]
-                mid = r
-                for ch in range(m):
-                    Wb[ch] = 0.0
-                    Ob[ch] = 0.0
-        if l < mid:
-            for ch in range(m):
-                Wq[ch] = S.fW[l * m + ch]
-                Oq[ch] = S.fO[l * m + ch]
-            if r > mid:
-                f = _per(S, Lb - key[mem[l]])
-                for ch in range(m):
-                    Oq[ch] += Ob[ch]
-                    if Wb[ch] != 0.0:
-                        Oq[ch] += Wb[ch] * f
-                    Wq[ch] += Wb[ch]
-        else:
-            for ch in range(m):
-                Wq[ch] = Wb[ch]
-                Oq[ch] = Ob[ch]
-        f = _per(S, (key[mem[l]] - key[q]) + d)
+                SO[i * m + ch] = SO[(i + 1) * m + ch] + SW[(i + 1) * m + ch] * f
+                SW[i * m + ch] = SW[(i + 1) * m + ch] + mW[i * m + ch]
+    start = 0
+    for ch in range(m):
+        PW[ch] = 0.0
+        PO[ch] = 0.0
+    for i in range(nm):  # PW[i + 1], PO[i + 1]: members [start of i's segment, i]
+        if cut[i]:
+            start = i
+        f = _per(S, mk[i] - mk[start])
         for ch in range(m):
-            A[q * m + ch] += 0.5 * (Oq[ch] + (Wq[ch] * f if Wq[ch] != 0.0 else 0.0))
+            if cut[i]:
+                PW[(i + 1) * m + ch] = mW[i * m + ch]
+                PO[(i + 1) * m + ch] = 0.0
+            else:
+                PW[(i + 1) * m + ch] = PW[i * m + ch] + mW[i * m + ch]
+                PO[(i + 1) * m + ch] = PO[i * m + ch] + mW[i * m + ch] * f
+    for j in range(nq):
+        s = <Py_ssize_t> (qs[j] & 0xffffffffu)
+        a = qa[j]
+        b = qb[j]
+        c = qm[j]
+        if b <= a:
+            for ch in range(m):
+                A[s * m + ch] += suf[b * m + ch]
+            continue
+        # front: [a, c) relative to mk[a]; back: [c, b) relative to mk[c], moved to mk[a]
+        for ch in range(m):
+            Wf[ch] = 0.0
+            Of[ch] = 0.0
+        if a < c:
+            for ch in range(m):
+                Wf[ch] = SW[a * m + ch]
+                Of[ch] = SO[a * m + ch]
+        if b > c:
+            kw = _per(S, mk[c] - mk[a])
+            for ch in range(m):
+                Of[ch] += PO[b * m + ch] + PW[b * m + ch] * kw
+                Wf[ch] += PW[b * m + ch]
+        fa = _per(S, (mk[a] - S.key[s]) + d)
+        for ch in range(m):
+            A[s * m + ch] += suf[b * m + ch] + 0.5 * (Of[ch] + Wf[ch] * fa)
 
 
-cdef inline double _step(const Sweep* S, Py_ssize_t k, Py_ssize_t q) noexcept nogil:
-    """H(key_k - key_q) as the window sums see it (ranks k, q)."""
-    if k >= S.hi[q]:
+cdef inline double _step(const Cdq* S, Py_ssize_t rk, Py_ssize_t sk, Py_ssize_t sq) noexcept nogil:
+    """H(key_k - key_q) as the window sums see it (k: rank rk, slot sk; q: slot sq)."""
+    if rk >= S.hi[sq]:
         return 1.0
-    if k < S.lo[q]:
+    if rk < S.lo[sq]:
         return 0.0
-    return 0.5 * _per(S, (S.key[k] - S.key[q]) + S.delta)
+    return 0.5 * _per(S, (S.key[sk] - S.key[sq]) + S.delta)
 
 
-cdef void _cdq_base(Sweep* S, Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
+cdef void _cdq_base(Cdq* S, Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
     """A few elements: every pair of different groups directly, then an insertion sort."""
     cdef Py_ssize_t e0 = S.gptr[g0], e1 = S.gptr[g1], g, h, i, j, ch, ri, rj
     cdef double f
-    cdef int32_t tmp
+    cdef uint64_t tmp
     for g in range(g0, g1):
         for h in range(g + 1, g1):
-            for i in range(S.gptr[g], S.gptr[g + 1]):      # i earlier, j later
-                ri = S.el[i]
+            for i in range(S.gptr[g], S.gptr[g + 1]):      # slot i earlier, slot j later
+                ri = <Py_ssize_t> (S.el[i] >> 32)
                 for j in range(S.gptr[h], S.gptr[h + 1]):
-                    rj = S.el[j]
+                    rj = <Py_ssize_t> (S.el[j] >> 32)
                     if S.me:
-                        f = _step(S, ri, rj)
+                        f = _step(S, ri, i, j)
                         if f != 0.0:
                             for ch in range(S.me):
-                                S.Ae[rj * S.me + ch] += S.We[ri * S.me + ch] * f
+                                S.Ae[j * S.me + ch] += S.We[i * S.me + ch] * f
                     if S.ml:
-                        f = _step(S, rj, ri)
+                        f = _step(S, rj, j, i)
                         if f != 0.0:
                             for ch in range(S.ml):
-                                S.Al[ri * S.ml + ch] += S.Wl[rj * S.ml + ch] * f
+                                S.Al[i * S.ml + ch] += S.Wl[j * S.ml + ch] * f
     for i in range(e0 + 1, e1):
         tmp = S.el[i]
         j = i - 1
@@ -778,11 +824,12 @@ cdef void _cdq_base(Sweep* S, Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
         S.el[j + 1] = tmp
 
 
-cdef void _cdq(Sweep* S, Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
-    cdef Py_ssize_t e0 = S.gptr[g0], e1 = S.gptr[g1], gm, lo, hi, half, es, i, j, k
+cdef void _cdq(Cdq* S, Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
+    cdef Py_ssize_t e0 = S.gptr[g0], e1 = S.gptr[g1], gm, lo, hi, half, es, i, j, k, take
+    cdef uint64_t u, v
     if g1 - g0 <= 1:
         return  # one group: already sorted by rank (the input is in (group, key) order)
-    if e1 - e0 <= 64:
+    if e1 - e0 <= CDQ_BASE:
         _cdq_base(S, g0, g1)
         return
     # split at the group boundary nearest to the middle element (at least one group a side)
@@ -801,31 +848,40 @@ cdef void _cdq(Sweep* S, Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
     es = S.gptr[gm]
     _cdq(S, g0, gm)
     _cdq(S, gm, g1)
-    if S.me:  # the earlier half's members to the later half's queries
-        _cdq_contribute(S, &S.el[e0], es - e0, &S.el[es], e1 - es, S.We, S.Ae, S.me)
-    if S.ml:  # and the later half's members to the earlier half's queries
-        _cdq_contribute(S, &S.el[es], e1 - es, &S.el[e0], es - e0, S.Wl, S.Al, S.ml)
-    # merge the two halves by rank
+    # the earlier half's members to the later half's queries, and the reverse
+    if S.me == 1:
+        _cdq_contribute(S, &S.el[e0], es - e0, &S.el[es], e1 - es, S.We, S.Ae, 1)
+    elif S.me == 2:
+        _cdq_contribute(S, &S.el[e0], es - e0, &S.el[es], e1 - es, S.We, S.Ae, 2)
+    if S.ml == 1:
+        _cdq_contribute(S, &S.el[es], e1 - es, &S.el[e0], es - e0, S.Wl, S.Al, 1)
+    elif S.ml == 2:
+        _cdq_contribute(S, &S.el[es], e1 - es, &S.el[e0], es - e0, S.Wl, S.Al, 2)
+    # merge the two halves by rank (branch-free)
     i = e0
     j = es
     k = e0
     while i < es and j < e1:
-        if S.el[i] < S.el[j]:
-            S.tmp[k] = S.el[i]
-            i += 1
-        else:
-            S.tmp[k] = S.el[j]
-            j += 1
+        u = S.el[i]
+        v = S.el[j]
+        take = v < u
+        S.tmp[k] = v if take else u
+        j += take
+        i += 1 - take
         k += 1
-    while i < es:
-        S.tmp[k] = S.el[i]
-        i += 1
-        k += 1
-    while j < e1:
-        S.tmp[k] = S.el[j]
-        j += 1
-        k += 1
-    memcpy(&S.el[e0], &S.tmp[e0], (e1 - e0) * sizeof(int32_t))
+    if i < es:
+        memcpy(&S.tmp[k], &S.el[i], (es - i) * sizeof(uint64_t))
+    elif j < e1:
+        memcpy(&S.tmp[k], &S.el[j], (e1 - j) * sizeof(uint64_t))
+    memcpy(&S.el[e0], &S.tmp[e0], (e1 - e0) * sizeof(uint64_t))
+
+
+cdef void _free_cdq(Cdq* S, double* skey, int32_t* slo, int32_t* shi, double* sWe, double* sWl,
+                    double* sAe, double* sAl) noexcept nogil:
+    free(S.el); free(S.tmp); free(skey); free(slo); free(shi); free(sWe); free(sWl)
+    free(sAe); free(sAl); free(S.mr); free(S.mk); free(S.mW); free(S.suf); free(S.SW)
+    free(S.SO); free(S.PW); free(S.PO); free(S.cut); free(S.qa); free(S.qb); free(S.qm)
+    free(S.ql)
 
 
 def group_sums(const double[::1] key, const int64_t[::1] lo, const int64_t[::1] hi,
@@ -838,11 +894,19 @@ def group_sums(const double[::1] key, const int64_t[::1] lo, const int64_t[::1] 
     Elements are identified by their rank in ``key`` (sorted); [lo[q], hi[q]) is q's window
     in ranks (its members at or above hi count 1); ``order`` lists the ranks by (group, key) with
     group g at [gptr[g], gptr[g+1]).  An offline divide and conquer over the groups: O(n log G),
-    each level a merge of 4-byte ranks and sliding passes; only non-negative terms are added."""
-    cdef Sweep S
+    each level a merge of 8-byte (rank, slot) pairs and sliding passes over the block's own
+    memory; only non-negative terms are added."""
+    cdef Cdq S
     cdef Py_ssize_t n = key.shape[0], me = We.shape[1], ml = Wl.shape[1]
-    cdef Py_ssize_t G = gptr.shape[0] - 1, i, ch
+    cdef Py_ssize_t G = gptr.shape[0] - 1, i, ch, r
     cdef double inv
+    cdef double* skey
+    cdef int32_t* slo
+    cdef int32_t* shi
+    cdef double* sWe
+    cdef double* sWl
+    cdef double* sAe
+    cdef double* sAl
     for i in range(n):
         for ch in range(me):
             earlier[i, ch] = 0.0
@@ -852,43 +916,73 @@ def group_sums(const double[::1] key, const int64_t[::1] lo, const int64_t[::1] 
         return
     if n >= (1 << 31) - 1:
         raise ValueError("too many positives for one call (2**31 - 1 at most).")
-    S.gptr = &gptr[0]
-    S.key = &key[0]
-    S.lo = &lo[0]
-    S.hi = &hi[0]
-    S.We = &We[0, 0] if me else NULL
-    S.Wl = &Wl[0, 0] if ml else NULL
-    S.Ae = &earlier[0, 0] if me else NULL
-    S.Al = &later[0, 0] if ml else NULL
-    S.me = me
-    S.ml = ml
-    S.delta = delta
-    S.inv_delta = 0.0
-    if delta > 0.0:
-        inv = 1.0 / delta
-        if 1e-300 <= inv <= 1e300:
-            S.inv_delta = inv
-    S.el = <int32_t*> malloc(n * sizeof(int32_t))
-    S.tmp = <int32_t*> malloc(n * sizeof(int32_t))
-    S.suf = <double*> malloc((n + 1) * MAXCH * sizeof(double))
-    S.fW = <double*> malloc(n * MAXCH * sizeof(double))
-    S.fO = <double*> malloc(n * MAXCH * sizeof(double))
-    if S.el == NULL or S.tmp == NULL or S.suf == NULL or S.fW == NULL or S.fO == NULL:
-        free(S.el)
-        free(S.tmp)
-        free(S.suf)
-        free(S.fW)
-        free(S.fO)
+    if me > MAXCH or ml > MAXCH:
+        raise ValueError("at most two weight channels per direction.")
+    cdef Py_ssize_t mc = max(me, ml, 1)
+    S.el = <uint64_t*> malloc(n * sizeof(uint64_t))
+    S.tmp = <uint64_t*> malloc(n * sizeof(uint64_t))
+    skey = <double*> malloc(n * sizeof(double))
+    slo = <int32_t*> malloc(n * sizeof(int32_t))
+    shi = <int32_t*> malloc(n * sizeof(int32_t))
+    sWe = <double*> malloc((n * me + 1) * sizeof(double))
+    sWl = <double*> malloc((n * ml + 1) * sizeof(double))
+    sAe = <double*> calloc(n * me + 1, sizeof(double))
+    sAl = <double*> calloc(n * ml + 1, sizeof(double))
+    S.mr = <int32_t*> malloc((n + 1) * sizeof(int32_t))
+    S.mk = <double*> malloc((n + 1) * sizeof(double))
+    S.mW = <double*> malloc((n + 1) * mc * sizeof(double))
+    S.suf = <double*> malloc((n + 1) * mc * sizeof(double))
+    S.SW = <double*> malloc((n + 1) * mc * sizeof(double))
+    S.SO = <double*> malloc((n + 1) * mc * sizeof(double))
+    S.PW = <double*> malloc((n + 1) * mc * sizeof(double))
+    S.PO = <double*> malloc((n + 1) * mc * sizeof(double))
+    S.cut = <int8_t*> malloc((n + 1) * sizeof(int8_t))
+    S.qa = <int32_t*> malloc((n + 1) * sizeof(int32_t))
+    S.qb = <int32_t*> malloc((n + 1) * sizeof(int32_t))
+    S.qm = <int32_t*> malloc((n + 1) * sizeof(int32_t))
+    S.ql = <int32_t*> malloc((n + 1) * sizeof(int32_t))
+    if (S.el == NULL or S.tmp == NULL or skey == NULL or slo == NULL or shi == NULL
+            or sWe == NULL or sWl == NULL or sAe == NULL or sAl == NULL or S.mr == NULL
+            or S.mk == NULL or S.mW == NULL or S.suf == NULL or S.SW == NULL or S.SO == NULL
+            or S.PW == NULL or S.PO == NULL or S.cut == NULL or S.qa == NULL or S.qb == NULL
+            or S.qm == NULL or S.ql == NULL):
+        _free_cdq(&S, skey, slo, shi, sWe, sWl, sAe, sAl)
         raise MemoryError()
     with nogil:
         for i in range(n):
-            S.el[i] = <int32_t> order[i]
+            r = order[i]
+            S.el[i] = (<uint64_t> r << 32) | <uint64_t> i
+            skey[i] = key[r]
+            slo[i] = <int32_t> lo[r]
+            shi[i] = <int32_t> hi[r]
+            for ch in range(me):
+                sWe[i * me + ch] = We[r, ch]
+            for ch in range(ml):
+                sWl[i * ml + ch] = Wl[r, ch]
+        S.gptr = &gptr[0]
+        S.key = skey
+        S.lo = slo
+        S.hi = shi
+        S.We = sWe
+        S.Wl = sWl
+        S.Ae = sAe
+        S.Al = sAl
+        S.me = me
+        S.ml = ml
+        S.delta = delta
+        S.inv_delta = 0.0
+        if delta > 0.0:
+            inv = 1.0 / delta
+            if 1e-300 <= inv <= 1e300:
+                S.inv_delta = inv
         _cdq(&S, 0, G)
-    free(S.el)
-    free(S.tmp)
-    free(S.suf)
-    free(S.fW)
-    free(S.fO)
+        for i in range(n):
+            r = order[i]
+            for ch in range(me):
+                earlier[r, ch] = sAe[i * me + ch]
+            for ch in range(ml):
+                later[r, ch] = sAl[i * ml + ch]
+    _free_cdq(&S, skey, slo, shi, sWe, sWl, sAe, sAl)
 
 
 def self_windows(const double[::1] key, double delta, int64_t[::1] lo, int64_t[::1] hi):

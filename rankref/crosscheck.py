@@ -287,6 +287,15 @@ def make_cases(loss, quick=False, delta=None, seed=0):
 
     Ranking cases carry their own ``delta`` (``delta``, or the loss's default, except the
     ``delta = 0, ties`` and ``delta = 4`` cases).  ``quick`` keeps the first few cases.
+
+    Examples
+    --------
+    >>> from rankref import crosscheck
+    >>> cases = crosscheck.make_cases("rs", quick=True)
+    >>> [name for name, _ in cases]
+    ['random', 'ties', 'single positive', 'zero positives']
+    >>> sorted(cases[0][1])  # the logits, the targets and the case's delta
+    ['delta', 't', 'x']
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}.")
@@ -1300,6 +1309,27 @@ def format_report(report, target=None, strict=False):
     A header naming the convention and call, delta, framework and battery; one row per case;
     then every case that did not pass with its reason and details; the hints; a summary line
     with the exit status.
+
+    Parameters
+    ----------
+    report : CrosscheckReport
+        The result of :func:`crosscheck`.
+    target : str, optional
+        The name shown in the header (as given on the command line); by default the call's.
+    strict : bool, default False
+        Report the exit status of ``--strict`` (EXPECTED cases fail too).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import rankref
+    >>> from rankref import crosscheck
+    >>> report = crosscheck.crosscheck(rankref.rank_sort_loss, loss="rs", cases="quick")
+    >>> print(crosscheck.format_report(report).splitlines()[0])
+    rankref crosscheck rank_sort_loss --loss rs
     """
     loss = report.loss
     first = "max |z|" if loss == "iou-neg-sampler" else "loss diff"

@@ -254,7 +254,7 @@ def average_precision(scores, labels, interpolate=False):
     pos_idx, bad = _kernels.scan_targets(t, True)
     if bad >= 0:
         raise ValueError(
-            f"labels must be -1 (ignored), 0 or 1, but flat entry {bad} is {t[bad]!r}."
+            f"labels must be -1 (ignored), 0 or 1, but flat entry {bad} is {t[bad].item()!r}."
         )
     bad = _kernels.first_nonfinite(x)
     if bad >= 0:

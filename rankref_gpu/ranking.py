@@ -59,7 +59,7 @@ def average_precision(scores, labels, interpolate=False):
     if any_t:
         b = first_true(xp, bad_t)
         raise ValueError(f"labels must be -1 (ignored), 0 or 1, but flat entry {b} is "
-                         f"{xp.to_host(t[b])[()]!r}.")  # rankref shows the NumPy scalar
+                         f"{xp.to_host(t[b])[()].item()!r}.")
     if any_x:
         raise_nonfinite_found(xp, x, bad_x, "scores")
     pos_idx = xp.flatnonzero(t > 0)

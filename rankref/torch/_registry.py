@@ -34,11 +34,15 @@ def register_mmdet(registry=None, prefix="RankRef"):
 
     Examples
     --------
-    >>> from mmengine.registry import Registry          # doctest: +SKIP
-    >>> import rankref.torch as rt                      # doctest: +SKIP
-    >>> MODELS = Registry("model")                      # doctest: +SKIP
-    >>> rt.register_mmdet(MODELS)                       # doctest: +SKIP
-    >>> MODELS.build(dict(type="RankRefRankSortLoss"))  # doctest: +SKIP
+    With mmengine installed (``pip install ".[test]"`` has it):
+
+    >>> from mmengine.registry import Registry
+    >>> import rankref.torch as rt
+    >>> MODELS = Registry("model", scope="demo")
+    >>> sorted(rt.register_mmdet(MODELS))
+    ['RankRefAPLoss', 'RankRefBalancedL1Loss', 'RankRefGAPLoss', 'RankRefLGRCrossEntropyLoss', 'RankRefRankSortLoss']
+    >>> MODELS.build(dict(type="RankRefRankSortLoss", loss_weight=1.0))
+    RankSortLoss(delta=0.5, method='bucketed', loss_weight=1.0, gather=False)
     """
     if not isinstance(prefix, str) or not (prefix == "" or prefix.isidentifier()):
         raise ValueError(f"prefix must be a string usable in a class name, got {prefix!r}.")

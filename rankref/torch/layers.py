@@ -44,7 +44,9 @@ class GuidedLossScaling(nn.Module):
     --------
     >>> import torch, rankref.torch as rt
     >>> scale = rt.GuidedLossScaling()
-    >>> total = scale(torch.tensor(0.8), torch.tensor(20.0))
+    >>> total = scale(torch.tensor(0.8), torch.tensor(20.0))  # g = 0.04, delta = 1
+    >>> total                                                  # 0.8 + 0.04 * 20 - log 1
+    tensor(1.6000, grad_fn=<SubBackward0>)
     """
 
     def __init__(self, init=1.0):
@@ -124,6 +126,8 @@ def init_prior_bias_(conv_or_linear, prior):
     --------
     >>> import torch, rankref.torch as rt
     >>> cls = rt.init_prior_bias_(torch.nn.Conv2d(8, 9, 3, padding=1), 0.01)
+    >>> round(cls.bias[0].item(), 4)  # -log(99)
+    -4.5951
     """
     bias = getattr(conv_or_linear, "bias", None)
     if not isinstance(bias, torch.Tensor):
@@ -188,6 +192,8 @@ class BalancedFeaturePyramid(nn.Module):
     >>> import torch, rankref.torch as rt
     >>> bfp = rt.BalancedFeaturePyramid(8, 3, refine_level=1)
     >>> outs = bfp([torch.randn(1, 8, 32 // 2**i, 32 // 2**i) for i in range(3)])
+    >>> [tuple(o.shape) for o in outs]  # each level keeps its shape
+    [(1, 8, 32, 32), (1, 8, 16, 16), (1, 8, 8, 8)]
     """
 
     def __init__(self, in_channels, num_levels, refine_level=2, refine_type="non_local"):

@@ -183,7 +183,11 @@ class RankSortLoss(nn.Module):
     >>> labels[:5] = torch.tensor([0, 1, 2, 3, 0])
     >>> scores = torch.zeros(100); scores[:5] = 0.8        # IoU of the positives
     >>> loss(logits, (labels, scores)).backward()          # mmdetection call
+    >>> logits.grad.shape
+    torch.Size([100, 4])
     >>> ranking, sorting = loss(logits, torch.zeros(100, 4))  # rankref call
+    >>> ranking.item(), sorting.item()                     # no positive: both 0
+    (0.0, 0.0)
     """
 
     delta = _Setting(_delta)
