@@ -241,14 +241,15 @@ class BucketEngine:
             _kernels.window_coefficients(self.xq, c, self.edges, below[1:], inside, self.delta,
                                          tagC, tagO)
             A[1:] += 0.5 * tagO
-            # B = c / (2 delta) would overflow for a tiny delta, or lose the digits of a tiny c
-            # for a huge one: then the scatter divides each offset by delta instead
+            # B = c / (2 delta) would overflow for a tiny delta (or a huge c), or lose the
+            # digits of a tiny c for a huge delta: then the scatter divides each offset by delta
             divide = self.delta < _TINY_DELTA
             if not divide:
-                with np.errstate(under="ignore"):
+                with np.errstate(under="ignore", over="ignore"):
                     B[1:] = (0.5 * tagC) * (1.0 / self.delta)
                 used = tagC > 0.0
-                divide = bool(used.any() and B[1:][used].min() < 1e-290)
+                divide = bool(used.any() and (B[1:][used].min() < 1e-290
+                                              or not np.isfinite(B[1:]).all()))
             if divide:
                 B[1:] = 0.5 * tagC
         return A, B, divide

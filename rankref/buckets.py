@@ -98,7 +98,14 @@ def brs_runs(x, t, xpos, delta, full=False, xp=np):
         offsum = xp.asarray(xp.bincount(run, weights=sorted_vals - lower[run],
                                         minlength=M + 1), dtype=xp.float64)
         means = xp.full(M + 1, np.nan)
-        means[nz] = xp.clip(lower[nz] + offsum[nz] / counts[nz], lower[nz], upper[nz])
+        mean = lower[nz] + offsum[nz] / counts[nz]
+        means[nz] = mean
+        far = nz & ~xp.isfinite(means)
+        if bool(far.any()):  # offsets beyond the float range: the mean as the sum of x_j / n_b
+            share = sorted_vals / xp.asarray(counts[run], dtype=xp.float64)
+            means[far] = xp.asarray(xp.bincount(run, weights=share, minlength=M + 1),
+                                    dtype=xp.float64)[far]
+        means[nz] = xp.clip(means[nz], lower[nz], upper[nz])
     ids_rel = xp.empty(rel.shape[0], dtype=xp.int64)
     ids_rel[neg_order] = run
     out = {"edges": edges, "rel": rel, "ids_rel": ids_rel, "counts": counts, "sums": sums,
@@ -110,7 +117,10 @@ def brs_runs(x, t, xpos, delta, full=False, xp=np):
             with np.errstate(over="ignore", invalid="ignore"):
                 low = xp.min(below)
                 sums[0] = xp.sum(below)
-                means[0] = xp.clip(low + xp.sum(below - low) / counts[0], low, xp.max(below))
+                m0 = low + xp.sum(below - low) / counts[0]
+                if not bool(xp.isfinite(m0)):  # offsets beyond the float range
+                    m0 = xp.sum(below / counts[0])
+                means[0] = xp.clip(m0, low, xp.max(below))
     return out
 
 

@@ -1098,7 +1098,7 @@ def model_guided(M, B, env):
     for name in ("loc_loss", "cls_loss"):
         v = B[name]
         if isinstance(v, (list, tuple)) or (isinstance(v, np.ndarray) and v.ndim > 0):
-            a = m_array(M, name, v, exact64=None)  # computed exactly (Fractions)
+            a = m_array(M, name, v, exact64=None, beyond_range_ok=True)  # exact (Fractions)
             if a is INVALID:
                 return
             if a.size != 1:

@@ -277,7 +277,7 @@ def is_int(v):
 
 
 def m_array(M, name, obj, kinds="fiu", finite=True, ndim=None, shape=None, nonempty=False,
-            exact64="all"):
+            exact64="all", beyond_range_ok=False):
     """Interpret an array_like argument; returns the ndarray or INVALID.
 
     ``exact64``: the function computes in float64 and must refuse entries float64 cannot hold
@@ -317,7 +317,10 @@ def m_array(M, name, obj, kinds="fiu", finite=True, ndim=None, shape=None, nonem
     if k == "f" and a.dtype.itemsize > 8 and a.size:
         M.tags.add("longdouble")
         fin = a[np.isfinite(a)]
-        if exact64 is not None and fin.size and np.abs(fin).max() > FMAX:
+        # refused as not finite, except where the function computes in the input's own dtype
+        # (sort_scores: finite=False) or exactly (guided_scale: beyond_range_ok)
+        if ((exact64 is not None or finite) and not beyond_range_ok and fin.size
+                and np.abs(fin).max() > FMAX):
             M.set_bad(name, "a long double beyond float64's range")
             return INVALID
         with np.errstate(all="ignore"):

@@ -313,8 +313,18 @@ _ENGINE = {
                                                 -1.0000000000000003e300, -1e300]),
                                            f64([0.0, 0.0, 0.0, 0.0, -1.0, 0.7, 0.0, 0.7, 0.7])])],
     "gap_loss": [gap(Arr([0.0] * 4, "float32", (2, 2)), i64([0, 1]), Val(None), delta=1e300,
-                     weights=f64([1.0, 1.0]))],
+                     weights=f64([1.0, 1.0])),
+                 # c / (2 delta) beyond the float range: the scatter divides instead
+                 gap(f64([-1.9, -2.00001, -1.9], (1, 3)), i64([0]), Val(None), delta=4.9e-300,
+                     weights=f64([1e300, 1e300, 1.0]))],
 }
+# BRS runs whose offsets from their lowest member exceed the float range (the means)
+_ENGINE["make_buckets"] += [
+    Case("make_buckets", [f64([0.0, -1e308, -1e300, 1.7976931348623157e308, 1e300]),
+                          i64([0, 1, -1, 0, 0])], {"delta": Val(5.0), "kind": Val("brs")}),
+    Case("make_buckets", [f64([0.0, 0.0, 0.0, 1.7976931348623157e308, 1.7976931348623157e308]),
+                          i64([0, 1, -1, 0, 0])], {"delta": Val(5.0), "kind": Val("brs")}),
+]
 for _name, _cases in _ENGINE.items():
     KNOWN.setdefault(_name, []).extend(_cases)
 
