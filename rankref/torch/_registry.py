@@ -34,8 +34,9 @@ def register_mmdet(registry=None, prefix="RankRef"):
 
     Examples
     --------
-    With mmengine installed (``pip install ".[test]"`` has it):
+    With mmengine installed (``pip install ".[test]"`` has it; the doctest is skipped without):
 
+    >>> import pytest; _ = pytest.importorskip("mmengine")
     >>> from mmengine.registry import Registry
     >>> import rankref.torch as rt
     >>> MODELS = Registry("model", scope="demo")
