@@ -1411,7 +1411,7 @@ def add_parser(subparsers):
     """Add the ``crosscheck`` sub-command to an ``argparse`` sub-parser collection."""
     import argparse
 
-    from .cli import _HelpFormatter, _at_least
+    from ._cli_types import _HelpFormatter, _at_least
 
     class Formatter(argparse.RawDescriptionHelpFormatter, _HelpFormatter):
         """The description and epilog as written; each option's default after its help."""
