@@ -76,7 +76,7 @@ def same_device(reference, ref_name, value, name):
         )
 
 
-FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # torch.float32 is IEEE binary32 too (no torch call: the docs mock torch)
 
 
 def real(value, name, *, low=0.0, low_open=False, high=None, what=None):
