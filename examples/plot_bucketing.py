@@ -1,16 +1,16 @@
 """
-Bucketing explained: BRS runs against exact breakpoint buckets
-==============================================================
+Bucketing explained: BRS runs against exact threshold buckets
+=============================================================
 
 Both bucketed losses avoid comparing every positive with every negative.
 
 * The published BRS (Yavuz et al., ECCV 2024) groups the negatives *between consecutive
   positives* into runs and compares the positives with each run's **mean**.
-* rankref cuts the score line at the **breakpoints** ``x_i - delta`` and ``x_i + delta``. Inside
+* rankref cuts the score line at the **thresholds** ``x_i - delta`` and ``x_i + delta``. Inside
   one of its buckets the relaxed step ``H(x_j - x_i)`` is 0, 1 or affine in ``x_j`` for every
   positive, so the count and the sum of the members give FP and the gradients exactly.
 
-A BRS run can straddle a breakpoint: then ``H(mean - x_i)`` is not the mean of the ``H(x_j - x_i)``
+A BRS run can straddle a threshold: then ``H(mean - x_i)`` is not the mean of the ``H(x_j - x_i)``
 and BRS is approximate.  At ``delta = 0`` the step is constant inside every run, and BRS is exact.
 """
 import matplotlib.pyplot as plt
@@ -28,7 +28,7 @@ brs = rankref.make_buckets(x, t, delta, "brs")
 fig, axes = plt.subplots(2, 1, figsize=(10, 4.5), sharex=True)
 for ax, b, title in ((axes[0], brs, "BRS: runs of negatives between positives (cut at "
                       "min(x_P) - delta)"),
-                     (axes[1], exact, "rankref: breakpoints x_i +- delta (exact for every "
+                     (axes[1], exact, "rankref: thresholds x_i +- delta (exact for every "
                       "delta)")):
     neg = t == 0
     ax.scatter(x[neg], np.zeros(neg.sum()), c=b.bucket[neg] % 10, cmap="tab10", s=30)

@@ -263,10 +263,10 @@ def coco_ap(dets, gt_boxes, gt_labels, valid):
 # %%
 # Training
 # --------
-# The same schedule for both heads: Adam, batches of 8 images, 320 steps.  The tensors are
+# The same schedule for both heads: Adam, batches of 8 images, 240 steps.  The tensors are
 # tiny, so one thread is the fastest.
 
-def train(kind, steps=320, batch=8, evaluate_every=80):
+def train(kind, steps=240, batch=8, evaluate_every=60):
     torch.manual_seed(0)
     model = Detector()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)

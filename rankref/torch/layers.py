@@ -31,6 +31,12 @@ class GuidedLossScaling(nn.Module):
     ``forward(loc_loss, cls_loss)`` returns the scalar ``L``; add ``p`` (``module.p``) to the
     optimiser (it is a parameter of the module).
 
+    .. rubric:: Shape
+
+    * ``loc_loss``, ``cls_loss``: one-element tensors, usually 0-d (shape ``()``).
+    * Output: one element, the broadcast shape of the two losses (``()`` for 0-d losses).
+    * The parameter ``p``: 0-d (shape ``()``).
+
     Parameters
     ----------
     init : float > 0, default 1.0
@@ -170,6 +176,12 @@ class BalancedFeaturePyramid(nn.Module):
 
     ``forward(inputs)`` takes a sequence of ``num_levels`` maps ``[N, in_channels, H_l, W_l]``
     (finest first) and returns a tuple of the same shapes.
+
+    .. rubric:: Shape
+
+    * ``inputs``: a list or tuple of ``num_levels`` tensors ``(N, in_channels, H_l, W_l)``, finest
+      level first.
+    * Output: a tuple of ``num_levels`` tensors, each of the shape of its input level.
 
     Parameters
     ----------

@@ -133,6 +133,27 @@ class RankSortLoss(nn.Module):
     positives and receives no sorting target.  This is what the official RS heads do (only
     IoU > 0 is positive), and what QualityFocalLoss does with a soft target of 0.
 
+    .. rubric:: Shape
+
+    rankref call ``loss(logits, targets, weight=None, avg_factor=None)``:
+
+    * ``logits``: any shape, e.g. ``(N,)`` or ``(A, C)``, ranked as one flat vector.
+    * ``targets``: the shape of ``logits``.
+    * ``weight`` (optional): the shape of ``logits`` (one 0 or 1 per entry), or ``(A,)`` (one
+      per row) for 2-D logits ``(A, C)``.
+    * ``avg_factor`` (optional): a Python number or a one-element tensor (``()`` or ``(1,)``).
+    * Output: the pair ``(ranking, sorting)`` of 0-d tensors (shape ``()``).
+
+    mmdetection call ``loss(pred, (labels, scores), weight=None, avg_factor=None)``:
+
+    * ``pred``: ``(A, C)``, A anchors (all levels and images together), C classes (no
+      background column).
+    * ``labels``: ``(A,)``, integers in ``[0, C]`` (C is the background).
+    * ``scores``: ``(A,)``, the IoU quality of each anchor's box, in [0, 1].
+    * ``weight`` (optional): ``(A,)`` (one per anchor) or ``(A, C)`` (one per entry), 0 or 1.
+    * ``avg_factor`` (optional): a Python number or a one-element tensor.
+    * Output: a 0-d tensor (shape ``()``).
+
     Parameters
     ----------
     delta : float >= 0, default 0.5
@@ -255,6 +276,27 @@ class APLoss(nn.Module):
       The pair ``(labels, scores)`` of GFL-style heads is accepted too (the scores are not
       used: AP Loss has binary targets).  Anchors with ``weight == 0`` are ignored;
       ``avg_factor`` replaces ``|P|`` as the normaliser.
+
+    .. rubric:: Shape
+
+    rankref call ``loss(logits, targets, weight=None, avg_factor=None)``:
+
+    * ``logits``: any shape, e.g. ``(N,)`` or ``(A, C)``, ranked as one flat vector.
+    * ``targets``: the shape of ``logits``, values -1, 0 or 1.
+    * ``weight`` (optional): the shape of ``logits`` (one 0 or 1 per entry), or ``(A,)`` (one
+      per row) for 2-D logits ``(A, C)``.
+    * ``avg_factor`` (optional): a Python number or a one-element tensor (``()`` or ``(1,)``).
+    * Output: a 0-d tensor (shape ``()``).
+
+    mmdetection call ``loss(pred, labels, weight=None, avg_factor=None)``:
+
+    * ``pred``: ``(A, C)``, A anchors (all levels and images together), C classes (no
+      background column).
+    * ``labels``: ``(A,)``, integers in ``[0, C]`` (C is the background); or the pair
+      ``(labels, scores)`` with ``scores`` ``(A,)`` (not used).
+    * ``weight`` (optional): ``(A,)`` (one per anchor) or ``(A, C)`` (one per entry), 0 or 1.
+    * ``avg_factor`` (optional): a Python number or a one-element tensor.
+    * Output: a 0-d tensor (shape ``()``).
 
     Parameters
     ----------
@@ -422,6 +464,16 @@ class BalancedL1Loss(nn.Module):
     ``"mean"`` (or ``sum / avg_factor`` when ``avg_factor`` is given), ``"sum"`` or ``"none"``.
     The result is multiplied by ``loss_weight``.
 
+    .. rubric:: Shape
+
+    * ``pred``: any shape, e.g. ``(n, 4)`` box regression deltas.
+    * ``target``: the shape of ``pred``.
+    * ``weight`` (optional): any shape that broadcasts to ``pred``'s, e.g. ``(n, 4)`` or
+      ``(n, 1)``.
+    * ``avg_factor`` (optional): a Python number or a one-element tensor (``()`` or ``(1,)``).
+    * Output: the shape of ``pred`` for ``reduction="none"``, a 0-d tensor (shape ``()``) for
+      ``"mean"`` and ``"sum"``.
+
     Parameters
     ----------
     alpha : float > 0, default 0.5
@@ -481,6 +533,15 @@ class LGRCrossEntropyLoss(nn.Module):
     mmdetection's softmax heads have), ``label`` ``[n]`` in ``[0, K)`` (-1 ignored).  The per-row
     loss of :func:`rankref.lgr_cross_entropy` is weighted and reduced as in mmdetection, then
     multiplied by ``loss_weight``.
+
+    .. rubric:: Shape
+
+    * ``cls_score``: ``(n, K)``, n RoIs, K = C + 1 softmax columns (the background included).
+    * ``label``: ``(n,)``, integers in ``[0, K)`` (-1 ignored).
+    * ``weight`` (optional): any shape that broadcasts to ``(n,)``, e.g. ``(n,)``.
+    * ``avg_factor`` (optional): a Python number or a one-element tensor (``()`` or ``(1,)``).
+    * Output: ``(n,)`` for ``reduction="none"``, a 0-d tensor (shape ``()``) for ``"mean"`` and
+      ``"sum"``.
 
     Parameters
     ----------
@@ -564,6 +625,15 @@ class GAPLoss(nn.Module):
     ``weight == 0`` are ignored.  Each call checks every input, then adds the batch's foreground
     histogram to ``counts`` and returns ``loss_weight * gap_loss`` computed with the updated
     counts (Eqs. 8-11; see :func:`rankref.gap_loss`).  A call that raises changes nothing.
+
+    .. rubric:: Shape
+
+    * ``pred``: ``(n, C)``, n RoIs, C foreground classes (no background column).
+    * ``target``: ``(n,)``, integers in ``[-1, C]`` (C the background, -1 ignored).
+    * ``weight`` (optional): ``(n,)``, one 0 or 1 per RoI.
+    * ``avg_factor`` (optional, not used): a Python number or a one-element tensor.
+    * Output: a 0-d tensor (shape ``()``).
+    * The ``counts`` buffer: ``(C,)``.
 
     Parameters
     ----------
