@@ -76,7 +76,7 @@ def same_device(reference, ref_name, value, name):
         )
 
 
-FLOAT32_MAX = float(np.finfo(np.float32).max)  # torch.float32 is IEEE binary32 too (no torch call: the docs mock torch)
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # IEEE binary32; no torch call (docs mock it)
 
 
 def real(value, name, *, low=0.0, low_open=False, high=None, what=None):
