@@ -6,6 +6,7 @@ Usage:
     python benchmarks/bench_gpu.py --memory    # peak extra bytes per logit (CPU; CUDA if present)
     python benchmarks/bench_gpu.py --pairs     # P sweep at N = 1e6: the pair terms on their own
     python benchmarks/bench_gpu.py --crossover # dense pair terms against the segment tree by P
+    python benchmarks/bench_gpu.py --census    # op census on the CPU and a roofline GPU estimate
 
 Columns, in seconds (median of ``--repeat`` timed runs after a warm-up; CUDA events on a GPU,
 ``perf_counter`` on the CPU), float32 logits, delta = 0.5:
@@ -30,6 +31,18 @@ times the dense chunks against the tree at small P and reports the largest P whe
 chunks are faster (``rankref_gpu._pairs.DENSE_MAX_P_CPU`` / ``DENSE_MAX_P_GPU``).  ``--memory`` runs each case in a fresh process and reports the peak extra memory
 of one call over the inputs (RSS on the CPU, ``torch.cuda.max_memory_allocated`` on CUDA) at two
 sizes, with the slope in bytes per logit and the constant part.
+
+``--census`` needs no GPU: it counts, with :class:`rankref_gpu._census.Census` (a
+``TorchDispatchMode``), the aten operators of one call of ``rank_sort_loss`` (RS), ``ap_loss``
+(AP) and ``gap_loss`` (GAP) on torch CPU tensors (float32 logits, delta 0.5, P = 1e3 positives
+among the negatives; GAP: C = 16 classes, 1e3 foreground rows), running the code paths a CUDA
+device takes (``--paths cpu`` for the torch CPU ones), at two sizes (``--sizes``, default 2**20
+and 2**23).  Columns: ``ops`` every aten operator, views included (the issue-24 count), ``kern``
+the operators that run a kernel (views excluded), ``ops>=N/4`` those touching a tensor of at
+least N/4 elements, ``B/logit`` their input and output bytes per logit, ``syncs`` the host syncs
+(named below the table), and the roofline time ``bytes / bandwidth + kern * launch + syncs *
+sync`` on an H100 SXM and an H200 (``docs/gpu_cost.rst`` gives the numbers and their sources),
+at N and, extrapolated linearly from the two sizes, at N = 1e8.
 """
 import argparse
 import os
@@ -347,6 +360,86 @@ def run_memory(args, libs):
             print(f"{lib:<11}{mode:<9}{cells}{slope:15.1f}{const:13.0f}", flush=True)
 
 
+def census_problem(kind, n, p=1000, classes=16, seed=0):
+    """The census inputs (torch CPU tensors) and the call to count, for ``kind`` RS, AP or GAP
+    with about ``n`` logits."""
+    import torch
+
+    import rankref_gpu as rg
+
+    if kind == "GAP":
+        rows = max(n // classes, p + 1)
+        rng = np.random.default_rng(seed)
+        s = rng.standard_normal((rows, classes), dtype=np.float32) * np.float32(0.3) - np.float32(
+            4.6)
+        y = np.full(rows, classes, dtype=np.int64)
+        fg = rng.choice(rows, p, replace=False)
+        y[fg] = rng.integers(0, classes, p)
+        s[fg, y[fg]] += np.float32(0.2)
+        counts = np.bincount(y[y < classes], minlength=classes).astype(np.float64)
+        S, Y = torch.from_numpy(s), torch.from_numpy(y)
+        return rows * classes, lambda: rg.gap_loss(S, Y, counts, 0.5)
+    x, t = problem(n, p, seed)
+    X = torch.from_numpy(x)
+    if kind == "AP":
+        T = torch.from_numpy((t > 0).astype(np.float32))
+        return n, lambda: rg.ap_loss(X, T, 0.5)
+    T = torch.from_numpy(t)
+    return n, lambda: rg.rank_sort_loss(X, T, 0.5)
+
+
+def run_census(args):
+    import torch
+
+    from rankref_gpu import _backend
+    from rankref_gpu._census import DEVICES, LAUNCH_S, SYNC_S, Census, extrapolate, roofline
+
+    sizes = [int(v) for v in (args.sizes or [2**20, 2**23])]
+    kinds = args.losses or ["RS", "AP", "GAP"]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"op census on torch CPU tensors ({args.paths} code paths), float32 logits, delta = "
+          f"0.5, P = 1e3; roofline: bytes / bandwidth + kern x {LAUNCH_S * 1e6:g} us + syncs x "
+          f"{SYNC_S * 1e6:g} us; bandwidth " + ", ".join(f"{k} {v / 1e12:g} TB/s"
+                                                       for k, v in DEVICES.items()))
+    head = (f"{'loss':<5}{'N':>10}{'ops':>6}{'kern':>6}{'ops>=N/4':>9}{'B/logit':>9}"
+            f"{'syncs':>6}" + "".join(f"{k + ' ms':>10}" for k in DEVICES)
+            + "".join(f"{k + '@1e8':>10}" for k in DEVICES))
+    print(head)
+    print("-" * len(head))
+    keep = _backend._CUDA_PATHS_ON_CPU
+    notes = []
+    try:
+        _backend._CUDA_PATHS_ON_CPU = args.paths == "cuda"
+        for kind in kinds:
+            rows = []
+            for n in sizes:
+                N, call = census_problem(kind, n)
+                call()  # warm-up: lazy imports and caches are not part of the census
+                with Census(big=N // 4) as c:
+                    call()
+                rows.append((N, c, c.kernels))
+                notes.append(f"{kind} N={N}: syncs {c.sync_names}")
+            (n0, c0, k0), (n1, c1, k1) = rows[0], rows[-1]
+            for N, c, kern in rows:
+                here = [roofline(c.bytes, kern, c.syncs, bw) for bw in DEVICES.values()]
+                big = [roofline(extrapolate(n0, c0.bytes, n1, c1.bytes, 1e8),
+                                extrapolate(n0, k0, n1, k1, 1e8), c1.syncs, bw)
+                       for bw in DEVICES.values()] if n1 != n0 else [float("nan")] * 2
+                print(f"{kind:<5}{N:>10}{c.ops:>6}{kern:>6}{c.big_ops:>9}{c.bytes / N:>9.1f}"
+                      f"{c.syncs:>6}" + "".join(f"{v * 1e3:>10.3f}" for v in here)
+                      + "".join(f"{v * 1e3:>10.2f}" for v in big), flush=True)
+    finally:
+        _backend._CUDA_PATHS_ON_CPU = keep
+    for line in notes:
+        print(line)
+    if args.detail:
+        print("heaviest operators over N-sized tensors at the last size (calls, bytes/logit):")
+        for name, (calls, b) in c.by_name(big_only=True).items():
+            print(f"  {name:<28}{calls:>5}{b / N:>9.1f}")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu", action="store_true",
@@ -366,7 +459,19 @@ def main(argv=None):
                         help="torch CPU threads (default: torch's own choice)")
     parser.add_argument("--dense-max", type=float, default=None,
                         help="--pairs: time the forced dense pair terms up to this P")
+    parser.add_argument("--census", action="store_true",
+                        help="op census on the CPU (launches, bytes per logit, host syncs) and "
+                             "the roofline GPU estimate")
+    parser.add_argument("--paths", choices=("cuda", "cpu"), default="cuda",
+                        help="--census: count the code paths of a CUDA device (default) or of "
+                             "torch CPU")
+    parser.add_argument("--losses", nargs="*", choices=("RS", "AP", "GAP"),
+                        help="--census: the losses (default all three)")
+    parser.add_argument("--detail", action="store_true",
+                        help="--census: the heaviest operators of the last case")
     args = parser.parse_args(argv)
+    if args.census:
+        return run_census(args)
 
     try:
         import torch

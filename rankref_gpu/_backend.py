@@ -218,6 +218,58 @@ class ModuleNamespace:
         """``(values, first_index, counts)`` of a sorted 1-D array."""
         return self._module.unique(a, return_index=True, return_counts=True)
 
+    # the passes over N (see the TorchNamespace versions)
+    def read_ints(self, *scalars):
+        """Python ints of 0-d arrays (flags, counts), with one device-to-host transfer."""
+        if not scalars:
+            return []
+        if self.name == "numpy":
+            return [int(v) for v in scalars]
+        return [int(v) for v in self.to_host(self._module.stack(
+            [self._module.asarray(v).astype(np.int64) for v in scalars]))]
+
+    def segment_sums(self, data, lengths):
+        """Sums of consecutive segments of the rows of ``data`` (``lengths`` >= 1, summing to
+        its length), each in row order (NumPy only: ``add.reduceat``)."""
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        return np.add.reduceat(data, starts, axis=0)
+
+    def frac(self, a):
+        """``a - trunc(a)`` (NaN stays NaN)."""
+        return self._module.modf(a)[0]
+
+    def aminmax(self, a):
+        return self._module.min(a), self._module.max(a)
+
+    def flatnonzero_sized(self, mask, size):
+        return self._module.flatnonzero(mask)[:size]
+
+    def bin_index(self, keys, v):
+        return self._module.searchsorted(keys, v, side="right")
+
+    def add_masked(self, b, mask, shift):
+        b += mask * b.dtype.type(shift)
+        return b
+
+    def add_counts(self, counts, idx):
+        return counts + self._module.bincount(idx, minlength=counts.shape[0]).astype(np.int64)
+
+    def add_sums(self, sums, idx, values):
+        return sums + self._module.bincount(idx, weights=values, minlength=sums.shape[0])
+
+    def take_rows(self, table, idx):
+        return self._module.take(table, idx, axis=0)
+
+    def addcmul_into(self, a, k, u, out, dtype):
+        if out is None:
+            return (a + k * u).astype(dtype)
+        out[...] = a + k * u
+        return out
+
+    def assign(self, dst, src):
+        dst[...] = src
+        return dst
+
 
 NUMPY = ModuleNamespace(np, "numpy")
 _CUPY = None
@@ -604,6 +656,71 @@ class TorchNamespace:
         """``(values, first_index, counts)`` of a sorted 1-D tensor."""
         values, counts = self._torch.unique_consecutive(a, return_counts=True)
         return values, self._torch.cumsum(counts, 0) - counts, counts
+
+    # ------------------------------------------------------------------ passes over N
+    # One operator each, in the inputs' own dtypes (no widened copies), int32 bin ids: what
+    # benchmarks/bench_gpu.py --census counts.
+
+    def read_ints(self, *scalars):
+        """Python ints of 0-d tensors (flags, counts), with one device-to-host transfer."""
+        if not scalars:
+            return []
+        torch = self._torch
+        return [int(v) for v in torch.stack([v.reshape(()).to(torch.int64)
+                                             for v in scalars]).tolist()]
+
+    def segment_sums(self, data, lengths):
+        """Sums of consecutive segments of the rows of ``data`` (``lengths`` >= 1, summing to
+        its length), each in row order: ``segment_reduce`` (one thread per segment on CUDA, no
+        atomics; unchecked lengths: no sync)."""
+        return self._torch.segment_reduce(data, "sum", lengths=lengths, axis=0, unsafe=True)
+
+    def frac(self, a):
+        """``a - trunc(a)`` (NaN for NaN and +-inf)."""
+        return self._torch.frac(a)
+
+    def aminmax(self, a):
+        """``(min, max)`` in one pass (0-d tensors; NaN propagates)."""
+        return self._torch.aminmax(a)
+
+    def flatnonzero_sized(self, mask, size):
+        """The first ``size`` indices of the True entries of a flat mask (``size`` known on the
+        host: no sync, unlike ``nonzero``)."""
+        return self._torch.nonzero_static(mask.reshape(-1), size=int(size)).reshape(-1)
+
+    def bin_index(self, keys, v):
+        """``#{keys <= v}`` (``keys`` sorted, of v's dtype) as int32."""
+        return self._torch.searchsorted(keys, v, right=True, out_int32=True)
+
+    def add_masked(self, b, mask, shift):
+        """``b += shift`` where ``mask`` (in place)."""
+        return b.add_(mask, alpha=int(shift))
+
+    def add_counts(self, counts, idx):
+        """``counts[idx[k]] += 1`` (int64, exact): ``index_add_`` of a broadcast one."""
+        one = self._torch.ones(1, dtype=counts.dtype, device=self.device)
+        return counts.index_add_(0, idx, one.expand(idx.shape[0]))
+
+    def add_sums(self, sums, idx, values):
+        """``sums[idx[k]] += values[k]`` (float64; CPU: sequential, CUDA: atomics unless
+        deterministic algorithms are on)."""
+        return sums.index_add_(0, idx, values.to(sums.dtype))
+
+    def take_rows(self, table, idx):
+        return table.index_select(0, idx)
+
+    def addcmul_into(self, a, k, u, out, dtype):
+        """``a + k * u`` computed in float64 and rounded once to ``dtype``: into ``out`` (a
+        slice), or a new array when ``out`` is None."""
+        if out is None:
+            out = self._torch.empty(a.shape, dtype=self._dt(dtype), device=self.device)
+        return self._torch.addcmul(a, k, u, out=out)
+
+    def assign(self, dst, src):
+        return dst.copy_(src)
+
+    def exp2(self, a):
+        return self._torch.exp2(a)
 
     # ------------------------------------------------------------------ histograms, scatter
 

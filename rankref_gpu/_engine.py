@@ -4,23 +4,28 @@ The same buckets and the same sums as :class:`rankref._engine.BucketEngine`, exa
 delta:
 
 * the thresholds ``x_i - delta`` and ``x_i + delta`` of the positives (``x_i`` at delta = 0)
-  are exact reals ``s + e`` (TwoSum), sorted by ``(s, e)``;
-* a negative's bucket ``b = #{T <= x}`` is ``searchsorted(s, x, "left")`` plus the thresholds of
-  the run of equal ``s == x`` whose exact value is at or below ``x`` (``e <= 0``);
+  are exact reals ``s + e`` (TwoSum), sorted by ``(s, e)``, then kept as the smallest float of
+  the logits' type at or above them, so a negative's bucket ``b = #{T <= x}`` is
+  ``searchsorted(T, x, "right")`` in the logits' own dtype (float32 logits are not copied to
+  float64);
 * window sums use a static segment tree (:mod:`rankref_gpu._tree`) with local references (a
   bucket's left threshold, a node's leftmost key): only non-negative terms are added;
 * the gradient coefficients of a bucket come from the same tree over the positives on
   ``y = -x`` (the positives whose windows hold the bucket are a contiguous range).
 
-The passes over the N logits work on fixed slices with masks (no compaction of the negatives,
-no data-dependent size, no device sync): entries that are not needed (non-negatives, and
-bucket 0 unless it is asked for) are sent to spare bins that are dropped.  Nothing N-sized is
-kept between the binning and the gradient scatter, so the engine's extra memory is
-O(P + PASS_CHUNK); the only N-sized arrays of a loss are its outputs.
+The passes over the N logits use masks (no compaction of the negatives, no data-dependent
+size, no device sync): entries that are not needed (non-negatives, and bucket 0) are sent to
+bins that are dropped.  Each entry's bin (int32 on torch) and its offset from the bin's left
+edge (float64) are kept from the binning to the gradient (12 bytes per logit, plus O(P): the
+engine's memory; the binning's one temporary, the left edges gathered, takes 8 bytes per logit
+while it runs, and the gradient's are bounded by PASS_CHUNK), so the gradient reads them once
+instead of searching and subtracting again.
+``benchmarks/bench_gpu.py --census`` counts the operators and bytes of these passes
+(``docs/gpu_cost.rst``).
 
 Reproducibility: integer outputs are exact everywhere, and the tree sums use no atomics.  The
 per-bucket offset sums of the binning pass are bitwise reproducible on NumPy and torch CPU
-(sequential accumulation, fixed slices); on CUDA they use atomic additions (reproducible to
+(sequential accumulation); on CUDA they use atomic additions (reproducible to
 round-off) unless ``torch.use_deterministic_algorithms(True)`` is on, and on CuPy always.
 """
 import numpy as np
@@ -36,9 +41,12 @@ class Thresholds:
 
     ``s, e``: float64 (M,) sorted by the real value ``s + e``; ``lo, hi``: int64 (P,)
     ``#{T <= x_i - delta}`` and ``#{T <= x_i + delta}`` (both ``#{T <= x_i}`` at delta = 0).
+    ``vdt``: the float type of the values to bin (float64, or float32 for float32 logits):
+    each threshold is kept as the smallest value of that type at or above it (held in float64),
+    so that ``v >= T`` exactly when ``v >= s`` for every ``v`` of that type.
     """
 
-    def __init__(self, xp, xq, d):
+    def __init__(self, xp, xq, d, vdt=np.float64):
         self.xp = xp
         P = xq.shape[0]
         if d > 0 and P > 0:
@@ -62,6 +70,10 @@ class Thresholds:
         # make_buckets reports; the e <= 0 fix-up below then counts the equal floats
         with np.errstate(over="ignore"):
             s = xp.where(e > 0.0, xp.nextafter(s, xp.full(s.shape, np.inf)), s)
+            if vdt == np.float32:  # up to float32 (s is now at or above the exact value)
+                s32 = xp.astype(s, np.float32)
+                up = xp.nextafter(s32, xp.full(s.shape, np.inf, dtype=np.float32))
+                s = xp.astype(xp.where(xp.astype(s32, np.float64) < s, up, s32), np.float64)
         e = xp.zeros(s.shape)
         self.s, self.e = s, e
         M = s.shape[0]
@@ -86,41 +98,66 @@ class BucketEngine:
 
     ``sigma`` (a power of two, :func:`rankref._engine.scale_for_delta`) multiplies the logits
     as they are read: ``xq`` and ``d`` must already be multiplied by it.  ``x`` must be finite
-    (the callers validate every logit first).  Per-positive inputs and outputs (``c``, ``fp``)
-    follow the order of ``xq``.
+    (the callers validate every logit first).  Per-positive inputs and outputs (``c``, ``fp``,
+    ``at_pos``) follow the order of ``xq``; ``pos`` (optional) are the positives' flat indices
+    in that order, which lets :meth:`gradient` write their values in the same pass;
+    ``ignored=False`` (only with ``pos``) says that no target is negative, so that every entry
+    is a negative or one of ``pos`` and no mask of the targets is formed.
+
+    The passes over the N logits are a few array operations each, in the logits' own dtype
+    where the comparison is exact (no float64 copy of float32 logits), with int32 bin ids on
+    torch, and every gradient entry is written once.  Each entry's bin and its offset from the
+    bin's left edge (float64) are kept from the binning to the gradient (12 bytes per logit)
+    so that the gradient reads them instead of searching and subtracting again.
     """
 
-    def __init__(self, xp, x, t, xq, d, sigma=1.0):
+    def __init__(self, xp, x, t, xq, d, sigma=1.0, pos=None, ignored=True):
         d = float(d)
         self.xp, self.x, self.t, self.xq, self.d, self.sigma = xp, x, t, xq, d, sigma
-        th = Thresholds(xp, xq, d)
+        # float32 logits are compared with the thresholds rounded up to float32 (exact: for a
+        # float32 v, v >= T exactly when v >= that float); other dtypes, or a rescaled delta,
+        # in float64
+        f32 = x.dtype == xp.float32 and sigma == 1.0
+        self.vdt = np.float32 if f32 else np.float64
+        th = Thresholds(xp, xq, d, self.vdt)
         self.th, self.lo, self.hi = th, th.lo, th.hi
         M = th.s.shape[0]
-        size = M + 1 + _SPARE
-        counts = xp.zeros(size, dtype=np.int64)
-        offsum = xp.zeros(size)
-        for c0, c1, neg, b, v in self._slices():
-            with np.errstate(all="ignore"):  # offsets of entries far away are dropped
-                off = v - th.left_ref[b]
-            # entries not needed (not negatives, or below every threshold) go to _SPARE
-            # dropped bins, spread so that atomic additions on a GPU do not all hit one address
-            keep = neg & (b > 0)
-            idx = xp.where(keep, b, (xp.arange(c1 - c0) & (_SPARE - 1)) + (M + 1))
-            counts += xp.count(idx, size)
-            offsum += xp.segment_sum(idx, off, size)
-        self.counts, self.offsum = counts[:M + 1], offsum[:M + 1]
+        P = xq.shape[0]
+        # bins: _SPARE keys below the first threshold (entries there are dropped, spread by
+        # value so that atomic additions on a GPU do not all hit one address), then the
+        # thresholds: bin k >= _SPARE + 1 is bucket k - _SPARE.  Entries that are not negatives
+        # go to the same bins shifted by S (dropped as well); the positives, when ``pos`` is
+        # given, to bins 2 S + their rank.
+        self.S = S = M + 1 + _SPARE
+        keys = xp.astype(_spare_keys(xp, th.s, d, self.vdt), _dtype(xp, self.vdt))
+        # left edge of every bin (float64): bin k >= 1 starts at keys[k - 1]; dropped bins at 0
+        left = xp.concatenate([xp.zeros(_SPARE + 1), th.s, xp.zeros(S + P)])
+        v = self._values()
+        bins = xp.bin_index(keys, v)
+        if ignored or pos is None:
+            xp.add_masked(bins, t != 0, S)  # not a negative: the dropped copy
+        self.pos = pos
+        if pos is not None:
+            bins[pos] = xp.arange(2 * S, 2 * S + P, dtype=bins.dtype)
+        with np.errstate(all="ignore"):  # offsets of dropped entries are never read
+            self.offsets = v - xp.take(left, bins)
+        self.bins = bins
+        size = 2 * S + P
+        counts = xp.add_counts(xp.zeros(size, dtype=np.int64), bins)
+        offsum = xp.add_sums(xp.zeros(size), bins, self.offsets)
+        lo_bin = _SPARE + 1
+        self.counts = xp.concatenate([counts[:1], counts[lo_bin:lo_bin + M]])
+        self.offsum = xp.concatenate([offsum[:1], offsum[lo_bin:lo_bin + M]])
 
-    def _slices(self):
-        """Yield ``(c0, c1, is_negative, bucket, value)`` for fixed slices of the logits
-        (values as float64, multiplied by sigma)."""
+    def _values(self):
+        """The logits in the comparison dtype (times sigma)."""
         xp = self.xp
-        n, step = self.x.shape[0], _backend.PASS_CHUNK
-        for c0 in range(0, n, step):
-            c1 = min(n, c0 + step)
-            v = xp.asarray(self.x[c0:c1], dtype=np.float64)
-            if self.sigma != 1.0:
-                v = v * self.sigma
-            yield c0, c1, self.t[c0:c1] == 0, self.th.bucket(v), v
+        v = self.x
+        if self.vdt == np.float64 and v.dtype != xp.float64:
+            v = xp.astype(v, np.float64)
+        if self.sigma != 1.0:
+            v = v * self.sigma
+        return v
 
     @property
     def num_buckets(self):
@@ -161,23 +198,91 @@ class BucketEngine:
         B = xp.concatenate([zero, 0.5 * wsum[:, 0]]) if d > 0 else xp.zeros(M + 1)
         return A, B
 
+    def _per_bin(self, values, at_pos=None):
+        """Bucket values (M + 1) onto the bins: dropped bins 0, the positives' bins
+        ``at_pos`` (or 0)."""
+        xp = self.xp
+        P = self.xq.shape[0]
+        tail = xp.zeros(P) if at_pos is None else xp.astype(at_pos, np.float64)
+        return xp.concatenate([xp.zeros(_SPARE + 1), values[1:], xp.zeros(self.S), tail])
+
+    def gradient(self, c, dtype, at_pos=None):
+        """A new flat array of ``dtype``: ``g_j = sum_i c_i H(x_j - x_i)`` on the negatives,
+        ``at_pos`` on the positives (registered with ``pos``; 0 without ``at_pos``), 0 on every
+        other entry.
+
+        Per bin, ``g = A + K u`` with ``u`` the entry's offset from the bin's left edge and
+        ``K = B / delta`` (0 outside every window, so an offset there is never scaled); below
+        ``delta = 2**-900`` (where ``B / delta`` could overflow) and for float64 or rescaled
+        logits (whose offsets may be infinite), ``u / delta`` is formed first and guarded."""
+        xp, d = self.xp, self.d
+        if at_pos is not None and self.pos is None:
+            raise ValueError("BucketEngine.gradient: at_pos needs the positives (pos=)")
+        A, B = self.coefficients(c)
+        n = self.x.shape[0]
+        A_bins = self._per_bin(A, at_pos)
+        if d == 0:  # H is 0 or 1: g = A[bin]
+            return xp.astype(xp.take(A_bins, self.bins), dtype)
+        plain = d > 2.0**-900 and self.vdt == np.float32 and self.sigma == 1.0
+        AK = xp.stack([A_bins, self._per_bin(B / d if plain else B)], axis=1)
+        step = _backend.PASS_CHUNK
+        out = None
+        for c0 in range(0, n, step):
+            c1 = min(n, c0 + step)
+            coef = xp.take_rows(AK, self.bins[c0:c1])
+            u = self.offsets[c0:c1]
+            if not plain:
+                with np.errstate(all="ignore"):
+                    u = xp.where(coef[:, 1] != 0, u / d, 0.0)
+            if c1 - c0 == n:
+                return xp.addcmul_into(coef[:, 0], coef[:, 1], u, None, dtype)
+            if out is None:
+                out = xp.empty(n, dtype=dtype)
+            xp.addcmul_into(coef[:, 0], coef[:, 1], u, out[c0:c1], dtype)
+        return out if out is not None else xp.zeros(0, dtype=dtype)
+
+    def at_positives(self, values, dtype):
+        """A new flat array of ``dtype``: ``values`` on the positives (registered with
+        ``pos``), 0 elsewhere: one gather from a table of the bins in ``dtype``."""
+        xp = self.xp
+        table = xp.astype(self._per_bin(xp.zeros(self.th.s.shape[0] + 1), values), dtype)
+        return xp.take(table, self.bins)
+
     def scatter(self, c, out, out2=None):
         """Write ``g_j = sum_i c_i H(x_j - x_i)`` into the negatives of the flat ``out`` (and
-        ``out2``); other entries are left as they are.  Buckets outside every window read A
-        only (never ``x - L_b``, which may overflow there)."""
-        xp, d = self.xp, self.d
-        A, B = self.coefficients(c)
-        ref = self.th.left_ref
-        for c0, c1, neg, b, v in self._slices():
-            g = A[b]
-            if d > 0:
-                Bb = B[b]
-                with np.errstate(all="ignore"):
-                    g = g + xp.where(Bb != 0, Bb * ((v - ref[b]) / d), 0.0)
-            g = xp.astype(g, out.dtype)
-            out[c0:c1] = xp.where(neg, g, out[c0:c1])
+        ``out2``) and 0 into every other entry (the callers then set the positives)."""
+        g = self.gradient(c, out.dtype)
+        n = out.shape[0]
+        step = _backend.PASS_CHUNK
+        for c0 in range(0, n, step):  # the engine has registered no positives: they got 0
+            c1 = min(n, c0 + step)
+            out[c0:c1] = g[c0:c1]
             if out2 is not None:
-                out2[c0:c1] = xp.where(neg, g, out2[c0:c1])
+                out2[c0:c1] = g[c0:c1]
+
+
+def _dtype(xp, vdt):
+    return xp.float32 if vdt == np.float32 else xp.float64
+
+
+def _spare_keys(xp, s, d, vdt):
+    """The bin keys: ``_SPARE`` keys below the first threshold ``s[0]`` (geometric steps of
+    ``max(delta, |s[0]|, 1) * 2**-20``, doubling every 16 keys), then the thresholds ``s``."""
+    if s.shape[0] == 0:
+        return s
+    scale = max(d, 1.0) * 2.0**-20
+    k = xp.arange(_SPARE, 0, -1)
+    with np.errstate(all="ignore"):
+        steps = xp.exp2(xp.astype(k, np.float64) / 16.0) * scale
+        below = xp.minimum(s[:1] - steps * xp.maximum(xp.abs(s[:1]), 1.0), s[:1])
+    if vdt == np.float32:  # rounded down to float32 (monotone), never above s[0]
+        below32 = xp.astype(below, np.float32)
+        below = xp.where(xp.astype(below32, np.float64) > below,
+                         xp.astype(xp.nextafter(below32, xp.full(below.shape, -np.inf,
+                                                                 dtype=np.float32)),
+                                   np.float64),
+                         xp.astype(below32, np.float64))
+    return xp.concatenate([below, s])
 
 
 def exact_buckets(xp, x, t, xq, d):

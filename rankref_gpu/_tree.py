@@ -95,28 +95,23 @@ class Tree:
                 keys = keys[xp.minimum(xp.arange(S), n - 1)]
         elif d > 0 and O is None:
             O = xp.zeros((S, m))
-        Ws, Os, Ls = [W], [O], [keys]
-        with np.errstate(all="ignore"):  # nodes spanning beyond the floats are never read
-            while Ws[-1].shape[0] > 1:
-                W = Ws[-1]
-                Wr = W[1::2]
-                Ws.append(W[0::2] + Wr)
-                if d > 0:
-                    O, L = Os[-1], Ls[-1]
-                    f = (L[1::2] - L[0::2]) / d
-                    Os.append(O[0::2] + O[1::2] + xp.where(Wr != 0, Wr * f[:, None], 0.0))
-                    Ls.append(L[0::2])
-        self.K = len(Ws)  # levels, leaves included
+        self.K = K = S.bit_length()  # levels, leaves included
         # all levels in one array per channel (level k at offset 2S - 2(S >> k)), then one
         # zero node (at 2S - 1) standing for the slots of a query that hold no canonical node:
         # one gather per query and channel, no masks
         zero = xp.zeros((1, m))
-        W = xp.concatenate(Ws + [zero])
+        if xp.name == "cupy" or K * S * m > LEAF_BUDGET:
+            # no segmented sum (CuPy), or the K x S terms of all levels would not be small:
+            # the levels one after the other, in O(S) memory
+            W, O, L = _levels_one_by_one(xp, keys, W, d, O)
+        else:
+            W, O, L = _levels_at_once(xp, keys, W, d, O, S, K)
+        W = xp.concatenate([W, zero])
         self.W = [xp.ascontiguousarray(W[:, ch]) for ch in range(m)]
         if d > 0:
-            O = xp.concatenate(Os + [zero])
+            O = xp.concatenate([O, zero])
             self.O = [xp.ascontiguousarray(O[:, ch]) for ch in range(m)]
-            self.L = xp.concatenate(Ls + [Ls[0][:1]])
+            self.L = xp.concatenate([L, L[:1]])
         self.R = 2 * self.K  # slots per query: the left and right ends of every level
 
     def _nodes(self, lo, hi):
@@ -187,14 +182,51 @@ class Tree:
         return columns(win), wsum, above
 
 
+def _levels_at_once(xp, keys, W, d, O, S, K):
+    """Every node of every level as one segmented sum of its leaves' terms (a few operations,
+    whatever the depth): node v at level k holds the leaves ``[i 2^k, (i + 1) 2^k)``, with
+    ``W_v = sum W_k`` and ``O_v = sum_k O_k + W_k (L_k - L_v) / delta`` (``L_v`` its leftmost
+    key): non-negative terms, each leaf's offset taken from the node's own reference.
+    Returns ``(W, O, L)`` in the level layout (``O``, ``L`` None at delta = 0)."""
+    m = W.shape[1]
+    k = xp.reshape(xp.arange(K), (K, 1))
+    start = (xp.reshape(xp.arange(S), (1, S)) >> k) << k  # (K, S): each leaf's node start
+    lengths = xp.concatenate([xp.full(S >> j, 1 << j) for j in range(K)])
+    Wsum = xp.segment_sums(xp.concatenate([W] * K), lengths)
+    if not d > 0:
+        return Wsum, None, None
+    with np.errstate(all="ignore"):  # nodes spanning beyond the floats are never read
+        f = xp.reshape((xp.reshape(keys, (1, S)) - xp.take(keys, start)) / d, (K, S, 1))
+        Wk = xp.reshape(W, (1, S, m))
+        terms = xp.reshape(O, (1, S, m)) + xp.where(Wk != 0, Wk * f, 0.0)
+        Osum = xp.segment_sums(xp.reshape(terms, (K * S, m)), lengths)
+    first = (xp.cumsum(lengths) - lengths) & (S - 1)  # the leftmost leaf of every node
+    return Wsum, Osum, xp.take(keys, first)
+
+
+def _levels_one_by_one(xp, keys, W, d, O):
+    """The levels of :class:`Tree` built pairwise, level after level (``log2 S`` steps)."""
+    Ws, Os, Ls = [W], [O], [keys]
+    with np.errstate(all="ignore"):  # nodes spanning beyond the floats are never read
+        while Ws[-1].shape[0] > 1:
+            W = Ws[-1]
+            Wr = W[1::2]
+            Ws.append(W[0::2] + Wr)
+            if d > 0:
+                O, L = Os[-1], Ls[-1]
+                f = (L[1::2] - L[0::2]) / d
+                Os.append(O[0::2] + O[1::2] + xp.where(Wr != 0, Wr * f[:, None], 0.0))
+                Ls.append(L[0::2])
+    if not d > 0:
+        return xp.concatenate(Ws), None, None
+    return xp.concatenate(Ws), xp.concatenate(Os), xp.concatenate(Ls)
+
+
 def _pairwise_rows(a):
-    """Sum over the rows of ``a`` in a fixed pairwise order (elementwise additions only): the
-    same association on every backend, whatever the number of threads."""
-    while a.shape[0] > 1:
-        h = a.shape[0] // 2
-        top = a[:h] + a[h:2 * h]
-        a = top if a.shape[0] == 2 * h else _backend.namespace(a).concatenate([top, a[2 * h:]])
-    return a[0]
+    """Sum over the rows of ``a`` (R, Q): one reduction over the first axis, each column summed
+    in row order (several outputs: never split over threads), so the same result whatever the
+    number of threads, in one operation instead of ``log2 R``."""
+    return _backend.namespace(a).sum(a, axis=0)
 
 
 def static_sums(xp, keys, W, q, d):
