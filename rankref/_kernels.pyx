@@ -77,11 +77,29 @@ def get_num_threads():
     return rankref_max_threads()
 
 
-cdef inline double relaxed_step(double u, double delta) noexcept nogil:
-    """H_delta(u) = clip(1/2 + (u / delta) / 2, 0, 1) (no 2*delta: it overflows); H_0(u) = [u >= 0]."""
+cdef inline double sum3(double a, double b, double d) noexcept nogil:
+    """(a - b) + d with a relative error of a few ulps (two TwoSums and their errors added:
+    no cancellation of a rounded a - b against d).  Beyond the float range: +-inf."""
+    cdef double s1, s2, bb, e1, e2
+    s1 = a - b
+    if s1 - s1 != 0.0:
+        return s1
+    bb = s1 - a
+    e1 = (a - (s1 - bb)) + (-b - bb)
+    s2 = s1 + d
+    if s2 - s2 != 0.0:
+        return s2
+    bb = s2 - s1
+    e2 = (s1 - (s2 - bb)) + (d - bb)
+    return s2 + (e1 + e2)
+
+
+cdef inline double pair_step(double a, double b, double delta) noexcept nogil:
+    """H_delta(a - b) = clip(((a - b) + delta) / delta / 2, 0, 1) to a few ulps relative (the
+    numerator by :func:`sum3`; no 2*delta: it overflows); H_0(a - b) = [a >= b]."""
     if delta > 0.0:
-        return fmin(fmax((u / delta) * 0.5 + 0.5, 0.0), 1.0)
-    return <double> (u >= 0.0)
+        return fmin(fmax((sum3(a, b, delta) / delta) * 0.5, 0.0), 1.0)
+    return <double> (a >= b)
 
 
 # --------------------------------------------------------------------------------------------
@@ -509,7 +527,7 @@ def sliding_window_sums(const double[::1] key, const double[:, ::1] W, const dou
                 for ch in range(m):
                     Wq[ch] = Wb[ch]
                     Oq[ch] = Ob[ch]
-            f = ((key[l] - qx[q]) + delta) / delta
+            f = sum3(key[l], qx[q], delta) / delta
             for ch in range(m):
                 out[q, ch] = 0.5 * (Oq[ch] + (Wq[ch] * f if Wq[ch] != 0.0 else 0.0))
     free(fW)
@@ -594,7 +612,7 @@ def window_coefficients(const double[::1] xq, const double[::1] c, const double[
                 Oq = Ob
                 Rq = Rb
             tagC[b] = Cq
-            tagO[b] = Oq + (Cq * (((L[b] - Rq) + delta) / delta) if Cq != 0.0 else 0.0)
+            tagO[b] = Oq + (Cq * (sum3(L[b], Rq, delta) / delta) if Cq != 0.0 else 0.0)
     free(fC)
     free(fO)
 
@@ -780,7 +798,7 @@ cdef inline void _cdq_contribute(Cdq* S, const uint64_t* mem, Py_ssize_t nm, con
             for ch in range(m):
                 Of[ch] += PO[b * m + ch] + PW[b * m + ch] * kw
                 Wf[ch] += PW[b * m + ch]
-        fa = _per(S, (mk[a] - S.key[s]) + d)
+        fa = _per(S, sum3(mk[a], S.key[s], d))
         for ch in range(m):
             A[s * m + ch] += suf[b * m + ch] + 0.5 * (Of[ch] + Wf[ch] * fa)
 
@@ -791,7 +809,7 @@ cdef inline double _step(const Cdq* S, Py_ssize_t rk, Py_ssize_t sk, Py_ssize_t 
         return 1.0
     if rk < S.lo[sq]:
         return 0.0
-    return 0.5 * _per(S, (S.key[sk] - S.key[sq]) + S.delta)
+    return 0.5 * _per(S, sum3(S.key[sk], S.key[sq], S.delta))
 
 
 cdef void _cdq_base(Cdq* S, Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
@@ -1030,29 +1048,32 @@ def group_suffix_sums(const double[:, ::1] W, const int64_t[::1] gptr, double[:,
 
 cdef inline void _rs_row(Py_ssize_t i, const double* xp, const double* tp, Py_ssize_t P,
                          double delta, double* out) noexcept nogil:
-    cdef double xi = xp[i], ti = tp[i], h, q, ge
-    cdef double rp = 0.0, cn = 0.0, tn = 0.0, td = 0.0, ms = 0.0
+    cdef double xi = xp[i], ti = tp[i], h, dt, ge
+    cdef double rp = 0.0, ae = 0.0, bd = 0.0, td = 0.0, ms = 0.0
     cdef Py_ssize_t k
     for k in range(P):
-        # branch-free: a masked term adds an exact 0.0
-        h = relaxed_step(xp[k] - xi, delta)
-        q = h * (1.0 - tp[k])
+        # branch-free: a masked term adds an exact 0.0 (every added term is >= 0)
+        h = pair_step(xp[k], xi, delta)
         ge = <double> (tp[k] >= ti)
+        dt = tp[k] - ti
         rp += h
-        cn += q
-        tn += ge * q
+        ae += ge * (h * dt)
+        bd += (1.0 - ge) * (h * -dt)
         td += ge * h
         ms += (1.0 - ge) * h
     out[0] = rp
-    out[1] = cn
-    out[2] = tn
+    out[1] = ae
+    out[2] = bd
     out[3] = td
     out[4] = ms
 
 
 def rs_positive_terms_direct(const double[::1] xp, const double[::1] tp, double delta):
-    """Per positive i, with H_ik = H(x_k - x_i) over all positives k (self included):
-    columns rank_pos, sum H(1-t_k), sum_{t_k>=t_i} H(1-t_k), sum_{t_k>=t_i} H, sum_{t_k<t_i} H.
+    """Per positive i, with H_ik = H(x_k - x_i) over all positives k (self included), the
+    columns: rank_pos = sum H, the excess sum_{t_k>=t_i} H (t_k - t_i), the deficit
+    sum_{t_k<t_i} H (t_i - t_k), the target mass sum_{t_k>=t_i} H and the missorted mass
+    D = sum_{t_k<t_i} H.  Every sum adds non-negative terms only, so the sorting error
+    (:func:`rankref.losses.sorting_error`) is exact to a few ulps relative.
     """
     cdef Py_ssize_t P = xp.shape[0], i
     out = np.zeros((P, 5), dtype=np.float64)
@@ -1076,6 +1097,6 @@ def rs_sorting_scatter_direct(const double[::1] xp, const double[::1] tp, const 
         for k in range(P):
             s = 0.0
             for i in range(P):
-                s += (<double> (tp[k] < tp[i])) * (relaxed_step(xp[k] - xp[i], delta) * w[i])
+                s += (<double> (tp[k] < tp[i])) * (pair_step(xp[k], xp[i], delta) * w[i])
             o[k] = s
     return out

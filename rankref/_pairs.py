@@ -145,26 +145,30 @@ def _within_groups(keys, W, order, gptr, delta, lo=None, hi=None):
 
 def rs_terms(xp, tp, delta, groups=None):
     """Per positive i, with ``H_ik = H(x_k - x_i)`` over all positives k (self included): the
-    columns rank_pos, sum H(1 - t_k), sum_{t_k >= t_i} H(1 - t_k), sum_{t_k >= t_i} H and
-    sum_{t_k < t_i} H (the missorted mass D, computed directly, never as a difference).
-    ``groups``: the :class:`_Groups` of ``tp``, to share with :func:`rs_sorting_scatter`."""
+    columns rank_pos, the excess ``sum_{t_k >= t_i} H (t_k - t_i)``, the deficit
+    ``sum_{t_k < t_i} H (t_i - t_k)``, the target mass ``sum_{t_k >= t_i} H`` and the missorted
+    mass ``D = sum_{t_k < t_i} H`` (computed directly, never as a difference), from which
+    :func:`rankref.losses.sorting_error` forms the sorting error without cancelling ``1 - t``.
+    ``groups``: the :class:`_Groups` of ``tp``, to share with :func:`rs_sorting_scatter`.
+
+    Below ``DIRECT_MAX_P`` every column is a sum of non-negative terms (a few ulps relative).
+    Above it the excess and deficit are ``sum H t_k - t_i sum H`` over the higher (lower) IoU
+    groups: their absolute error is a few ulps of ``t_i sum H``."""
     P = xp.shape[0]
     if P <= DIRECT_MAX_P:
         return _kernels.rs_positive_terms_direct(xp, tp, delta)
     g = groups or _Groups(tp)
-    W = np.column_stack([np.ones(P), 1.0 - tp])
+    W = np.column_stack([np.ones(P), tp])
     lo, hi = window(xp, xp, delta)
     out = np.empty((P, 5))
-    out[:, :2] = static_sums(xp, W, xp, delta, lo, hi)
+    out[:, 0] = static_sums(xp, W[:, :1], xp, delta, lo, hi)[:, 0]
     # groups by descending IoU: t_k > t_i are the earlier groups, t_k < t_i the later ones
-    higher, lower = _group_sums(xp, W, W[:, :1], *g.x[False], delta, lo, hi)
-    tgt = higher + _within_groups(xp, W, *g.x[True], delta, lo, hi)  # t_k >= t_i
-    out[:, 4] = lower[:, 0]  # D_i = sum_{t_k < t_i} H_ik
-    # where nothing below t_i weighs (D = 0 exactly) the two sets sum the same terms: use the
-    # same values, so that the sorting error is exactly 0 there
-    same = out[:, 4] == 0.0
-    out[:, 2] = np.where(same, out[:, 1], tgt[:, 1])
-    out[:, 3] = np.where(same, out[:, 0], tgt[:, 0])
+    higher, lower = _group_sums(xp, W, W, *g.x[False], delta, lo, hi)
+    own = _within_groups(xp, W[:, :1], *g.x[True], delta, lo, hi)[:, 0]  # t_k == t_i
+    out[:, 1] = np.maximum(higher[:, 1] - tp * higher[:, 0], 0.0)
+    out[:, 2] = np.maximum(tp * lower[:, 0] - lower[:, 1], 0.0)
+    out[:, 3] = higher[:, 0] + own
+    out[:, 4] = lower[:, 0]
     return out
 
 

@@ -21,6 +21,7 @@ Numeric rules (see the docs page "Numeric ranges and edge cases"):
 """
 import math
 import numbers
+import sys
 from fractions import Fraction
 
 import numpy as np
@@ -137,12 +138,81 @@ def check_delta(delta, name="delta"):
                                    "0 gives the exact step)", low=0.0)
 
 
+_DLPACK_CPU = (1, 3)  # kDLCPU, kDLCUDAHost: memory NumPy can read
+
+
+def _gpu_error(name, what):
+    return ArgumentTypeError(
+        f"{name} is {what}, but rankref computes on the CPU with NumPy. Use rankref_gpu (the "
+        f"same functions on CuPy arrays and torch tensors, on their device) or rankref.torch "
+        f"(autograd modules), or copy {name} to the host first."
+    )
+
+
+def host_array(obj, name):
+    """A NumPy view of an array of another framework, or None for anything else.
+
+    * a torch tensor (detected through ``sys.modules``: rankref never imports torch) on the
+      CPU: detached (any ``requires_grad``), conjugate/negative views resolved, bfloat16 widened
+      to float32 (exact); on another device: an :class:`ArgumentTypeError` naming ``name``;
+    * a CuPy array, or any object with ``__cuda_array_interface__``: an ArgumentTypeError;
+    * an object with ``__dlpack__`` but no ``__array__``: ``np.from_dlpack`` when its memory
+      is on the host, an ArgumentTypeError otherwise.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(obj, torch.Tensor):
+        if obj.device.type != "cpu":
+            raise _gpu_error(name, f"a torch tensor on {obj.device}")
+        t = obj.detach()
+        if t.layout != torch.strided:
+            t = t.to_dense()
+        if t.is_conj():
+            t = t.resolve_conj()
+        if t.is_neg():
+            t = t.resolve_neg()
+        if t.dtype == torch.bfloat16:
+            t = t.to(torch.float32)  # every bfloat16 is a float32
+        try:
+            return t.numpy()
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"{name} is a torch tensor NumPy cannot read ({exc}).") from None
+    cupy = sys.modules.get("cupy")
+    if cupy is not None and isinstance(obj, cupy.ndarray):
+        raise _gpu_error(name, "a CuPy array (GPU memory)")
+    if isinstance(obj, np.ndarray):
+        return None
+    if hasattr(obj, "__cuda_array_interface__"):
+        raise _gpu_error(name, f"a {type(obj).__name__} in GPU memory")
+    if hasattr(obj, "__dlpack__") and not hasattr(obj, "__array__") and not hasattr(
+            obj, "__array_interface__"):
+        try:
+            device = tuple(obj.__dlpack_device__())[0] if hasattr(obj, "__dlpack_device__") \
+                else 1
+        except Exception:  # noqa: BLE001  (a broken protocol object: let NumPy report it)
+            device = 1
+        if device not in _DLPACK_CPU:
+            raise _gpu_error(name, f"a {type(obj).__name__} on a device (DLPack device type "
+                                   f"{device})")
+        try:
+            return np.from_dlpack(obj)
+        except (RuntimeError, TypeError, ValueError, BufferError) as exc:
+            raise ValueError(f"{name} must be an array of numbers, got {type(obj).__name__} "
+                             f"whose DLPack capsule NumPy cannot read ({exc}).") from None
+    return None
+
+
 def to_array(obj, name, xp=np):
     """``xp.asarray(obj)``, with a ValueError naming ``name`` when it cannot be converted
-    (ragged nested lists, objects NumPy rejects)."""
+    (ragged nested lists, objects NumPy rejects).  For NumPy, arrays of other frameworks are
+    read through :func:`host_array` (a CPU torch tensor, with or without ``requires_grad``;
+    DLPack objects), and device arrays are refused with a TypeError naming ``name``."""
+    if xp is np or getattr(xp, "name", None) == "numpy":  # (rankref_gpu's NumPy namespace)
+        arr = host_array(obj, name)
+        if arr is not None:
+            return arr
     try:
         return xp.asarray(obj)
-    except (ValueError, TypeError, OverflowError) as exc:
+    except (ValueError, TypeError, OverflowError, RuntimeError, BufferError) as exc:
         raise ValueError(f"{name} must be an array of numbers, got {type(obj).__name__} "
                          f"that cannot be converted to an array ({exc}).") from None
 
@@ -199,10 +269,11 @@ def check_float64_exact(arr, name, xp=np):
             )
 
 
-def check_method(method, allowed, func):
+def check_method(method, allowed, func, name="method"):
+    """A string among ``allowed``; the error names the argument ``name`` of ``func``."""
     if not isinstance(method, str) or method not in allowed:
         raise ValueError(
-            f"method must be one of {', '.join(repr(m) for m in allowed)} for {func}, "
+            f"{name} must be one of {', '.join(repr(m) for m in allowed)} for {func}, "
             f"got {show(method)}."
         )
     return method
@@ -332,10 +403,16 @@ def check_nonnegative(value, name, what="a finite number >= 0"):
     return check_real(value, name, what, low=0.0)
 
 
-def as_labels(labels, n, num_classes, name="labels", allow_ignore=True, xp=np, background=True):
+def as_labels(labels, n, num_classes, name="labels", allow_ignore=True, xp=np, background=True,
+              rows=None, classes_of=None):
     """Validate integer class labels: 1-D, length ``n``, values in [-1, num_classes]
     (``num_classes`` is the background, -1 ignored; with ``background=False`` the classes are
     ``[0, num_classes]`` and there is no background).  Returns an int64 array.
+
+    ``rows``: ``(argument name, its shape)`` whose rows the labels label, for the message
+    (e.g. ``("scores", (4, 3))``); None when ``n`` is the labels' own length (any 1-D
+    array is then accepted).  ``classes_of``: the argument ``num_classes`` comes from, named in
+    the range message (e.g. ``"the length of class_weights"``).
 
     The range is checked in the labels' own dtype, so a uint64 value beyond int64 is reported
     as it is (a cast first would wrap it to a negative number, read as ignored)."""
@@ -346,10 +423,13 @@ def as_labels(labels, n, num_classes, name="labels", allow_ignore=True, xp=np, b
             f"{name} must be an integer array (class indices), got dtype {y.dtype}. "
             f"Convert it with np.asarray({name}, dtype=np.int64)."
         )
+    if rows is None and y.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of class indices (one label per box), "
+                         f"got shape {tuple(y.shape)}.")
     if y.ndim != 1 or y.shape[0] != n:
-        raise ValueError(
-            f"{name} must have shape ({n},), one label per row of scores; got {tuple(y.shape)}."
-        )
+        per = "" if rows is None else (f", one label per row of {rows[0]} (which has shape "
+                                       f"{tuple(rows[1])})")
+        raise ValueError(f"{name} must have shape ({n},){per}; got {tuple(y.shape)}.")
     lo = -1 if allow_ignore else 0
     if y.shape[0]:
         bad = y > num_classes
@@ -367,5 +447,6 @@ def as_labels(labels, n, num_classes, name="labels", allow_ignore=True, xp=np, b
             else:
                 allowed = (f"[0, {num_classes}]" + (" or -1 (ignored)" if allow_ignore else "")
                            + f" (one of the {num_classes + 1} classes)")
-            raise ValueError(f"{name} must be in {allowed}, but entry {b} is {int(y[b])}.")
+            src = f" (C = {num_classes}: {classes_of})" if classes_of else ""
+            raise ValueError(f"{name} must be in {allowed}{src}, but entry {b} is {int(y[b])}.")
     return xp.ascontiguousarray(xp.asarray(y, dtype=xp.int64))

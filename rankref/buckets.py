@@ -208,7 +208,7 @@ def make_buckets(logits, targets, delta=0.5, kind="exact"):
     >>> print(b.edges.tolist(), b.bucket)
     [1.0, 1.0000000000000002] [-1  1]
     """
-    check_method(kind, ("exact", "brs"), "make_buckets (argument kind)")
+    check_method(kind, ("exact", "brs"), "make_buckets", name="kind")
     x, t, pos, shape, _, d = prepare_ranking(logits, targets, delta, False, "make_buckets")
     n = x.shape[0]
     if pos.size == 0:

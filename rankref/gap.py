@@ -27,8 +27,8 @@ from ._validation import (
     show,
     to_array,
 )
-from ._dense import _far_apart_ok
-from ._dense import heaviside as _h
+from ._dense import _far_apart_ok, _scaled
+from ._dense import step as _step
 
 __all__ = ["ClassCounts", "GAPResult", "gap_loss"]
 
@@ -93,7 +93,7 @@ class ClassCounts:
         ``[-1, num_classes]`` and when a count would exceed 2**53.
         """
         arr = to_array(labels, "labels")
-        y = as_labels(arr.reshape(-1), arr.size, self.num_classes)
+        y = as_labels(arr.reshape(-1), arr.size, self.num_classes, rows=("labels", (arr.size,)))
         fg = y[(y >= 0) & (y < self.num_classes)]
         return self._add_histogram(np.bincount(fg, minlength=self.num_classes))
 
@@ -332,7 +332,7 @@ def _check_gap_inputs(xp, scores, labels, counts, delta, gamma, method, weights,
     if C < 1:
         raise ValueError("scores must have at least one class column.")
     check_float64_exact(s, "scores", xp)
-    y = as_labels(labels, n, C, xp=xp)
+    y = as_labels(labels, n, C, xp=xp, rows=("scores", (n, C)))
     w = _resolve_weights(counts, weights, g, C)
     if kind == "f" and s.dtype.itemsize <= 4 and w.size and float(w.max()) > F32_MAX:
         raise ValueError(
@@ -487,7 +487,7 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
 @_far_apart_ok
 def _gap_dense(x, y, n, C, pos, cls, present, w, delta, exclude_foreground):
     """The per-class O(P_m n C) oracle, literally Eqs. 6-11 with the official conventions."""
-    x = x.astype(np.float64)
+    x, delta = _scaled(x.astype(np.float64), delta)  # H is invariant; x + delta stays finite
     valid = np.repeat(y >= 0, C)  # entries of non-ignored rows
     is_pos = np.zeros(n * C, dtype=bool)
     is_pos[pos] = True
@@ -503,8 +503,8 @@ def _gap_dense(x, y, n, C, pos, cls, present, w, delta, exclude_foreground):
         A = w[m] / (members.size * present.size)
         for k in np.flatnonzero(cls == m):
             i = pos[k]
-            hp = _h(x[members] - x[i], delta)
-            hn = _h(x[neg_idx] - x[i], delta)
+            hp = _step(x[members], x[i], delta)
+            hn = _step(x[neg_idx], x[i], delta)
             fp = hn.sum()
             rank = hp.sum() + fp
             l = fp / rank

@@ -21,6 +21,7 @@ official class                                         rankref call
 =====================================================  ==========================================
 """
 import functools
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -112,31 +113,66 @@ def _div(num, den, xp=np):
     return xp.where(den != 0, num / safe, 0.0)
 
 
+def quality_scale(tp, xp=np):
+    """The power of two ``sigma`` (at most ``2**1000``) that brings the largest quality to
+    [1/2, 1] (1 when it is there already): the sorting error is linear in the qualities, so
+    ``SE(t) = SE(sigma t) / sigma`` exactly, and tiny qualities (IoUs near 1e-300) do not
+    underflow in ``H t``.  A float for NumPy; a 0-d array on the device otherwise (no sync)."""
+    if xp is np:
+        top = float(tp.max()) if tp.shape[0] else 1.0
+        if not 0.0 < top < 0.5:
+            return 1.0
+        return math.ldexp(1.0, min(1000, -math.frexp(top)[1]))
+    top = xp.max(tp)
+    k = xp.where((top > 0.0) & (top < 0.5), xp.minimum(-xp.frexp(top)[1], 1000), 0)
+    return xp.ldexp(xp.ones(()), k)
+
+
+def sorting_error(terms, xp=np):
+    r"""RS's sorting error from the pair terms of :func:`rankref._pairs.rs_terms`, without the
+    cancellation of ``cur - target`` (two ratios of sums of ``1 - t``).  With ``RP`` the
+    positives' rank, ``TD`` the mass at ``t_k >= t_i`` and ``D = RP - TD`` the rest,
+
+    .. math::
+
+        \mathrm{SE}_i = \frac{\sum_k H_{ik}(1-t_k)}{RP} - \frac{\sum_{t_k\ge t_i} H_{ik}(1-t_k)}{TD}
+        = \frac{D}{RP}\,\frac{\sum_{t_k\ge t_i} H_{ik}(t_k - t_i)}{TD}
+          + \frac{\sum_{t_k<t_i} H_{ik}(t_i - t_k)}{RP} \ \ge 0,
+
+    a sum of non-negative terms (0 exactly where D = 0)."""
+    rank_pos, excess, deficit, tgt_den, missorted = (terms[:, j] for j in range(5))
+    return (excess / tgt_den) * (missorted / rank_pos) + deficit / rank_pos
+
+
 def _rs_coefficients(fp, terms, xpos, tp, delta, Z, brs_guards,
-                     sorting_scatter=_pairs.rs_sorting_scatter, xp=np):
-    """Per-positive RS quantities from FP and the positive-positive sums.
+                     sorting_scatter=_pairs.rs_sorting_scatter, xp=np, sigma=1.0):
+    """Per-positive RS quantities from FP and the positive-positive sums (``terms`` of the
+    qualities times ``sigma``, :func:`quality_scale`).
 
     Returns ``(ranking_error, sorting_error, ranking_pos_grad, sorting_pos_grad, c)`` where
     ``c_i`` is the ranking coefficient sent to the negatives.
     """
-    rank_pos, cur_num, tgt_num, tgt_den, missorted = terms.T
+    rank_pos = terms[:, 0]
+    missorted = terms[:, 4]
     rank = rank_pos + fp
     ranking_error = fp / rank
-    sorting_error = cur_num / rank_pos - tgt_num / tgt_den
+    se = sorting_error(terms, xp)
+    if xp is not np or sigma != 1.0:
+        se = se / sigma  # (exact: a power of two)
     if brs_guards:  # official BRS: FP = 0 -> 1 and D = 0 -> 1 in the denominators, no gating
         c = (ranking_error / xp.where(fp == 0, 1.0, fp)) / Z
         r_pos = -ranking_error / Z
-        w = (sorting_error / xp.where(missorted == 0, 1.0, missorted)) / Z
-        s_pos = -sorting_error / Z
+        w = (se / xp.where(missorted == 0, 1.0, missorted)) / Z
+        s_pos = -se / Z
     else:  # official RS: eps gating
         gate_r = fp > EPS
         c = xp.where(gate_r, _div(ranking_error, fp, xp) / Z, 0.0)
         r_pos = xp.where(gate_r, -ranking_error / Z, 0.0)
         gate_s = missorted > EPS
-        w = xp.where(gate_s, _div(sorting_error, missorted, xp) / Z, 0.0)
-        s_pos = xp.where(gate_s, -sorting_error / Z, 0.0)
+        w = xp.where(gate_s, _div(se, missorted, xp) / Z, 0.0)
+        s_pos = xp.where(gate_s, -se / Z, 0.0)
     s_pos = s_pos + sorting_scatter(xpos, tp, xp.ascontiguousarray(w), delta)
-    return ranking_error, sorting_error, r_pos, s_pos, c
+    return ranking_error, se, r_pos, s_pos, c
 
 
 def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_grad=True):
@@ -248,7 +284,8 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
     x, xp, d = rescaled(x, pos, d)
     tp = t[pos].astype(np.float64)
     groups = _pairs.groups_of(tp)  # the IoU order, shared by the sorting terms and scatter
-    terms = _pairs.rs_terms(xp, tp, d, groups)
+    sigma = quality_scale(tp)
+    terms = _pairs.rs_terms(xp, tp * sigma if sigma != 1.0 else tp, d, groups)
     if method == "bucketed":
         engine = BucketEngine(x, t, xp, d)
         fp = engine.fp()
@@ -259,16 +296,15 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
         nz = np.flatnonzero(counts[1:] > 0) + 1
         fp = _pairs.prototype_fp(means[nz], counts[nz], xp, d)
     if not compute_grad:
-        rank_pos, cur_num, tgt_num, tgt_den, _ = terms.T
-        re = fp / (rank_pos + fp)
-        se = cur_num / rank_pos - tgt_num / tgt_den
+        re = fp / (terms[:, 0] + fp)
+        se = sorting_error(terms) / sigma
         return RankSortResult(float(re.mean()), float(se.mean()), None, None, None)
     ranking_grad = np.zeros(n, dtype=gdt)
     grad = np.zeros(n, dtype=gdt)
     sorting_grad = np.zeros(n, dtype=gdt)
     re, se, r_pos, s_pos, c = _rs_coefficients(
         fp, terms, xp, tp, d, Z, method == "brs",
-        functools.partial(_pairs.rs_sorting_scatter, groups=groups))
+        functools.partial(_pairs.rs_sorting_scatter, groups=groups), sigma=sigma)
     if method == "bucketed":
         engine.scatter(c, ranking_grad, grad)
     else:
@@ -327,6 +363,10 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
 
     Notes
     -----
+    The errors are formed as ``1 - prec_i = FP_i / rank_i`` (and ``1 - m`` as their running
+    minimum), never as ``1 - prec``: a small loss (a trained detector's) is as exact as a large
+    one, to a few ulps relative, and the updates sum to zero up to round-off of their own size
+    (:ref:`numeric-ranges`).
     The official code crashes without positives; rankref returns loss 0 and a zero gradient.
     At ``delta = 0`` the official clamp divides by zero; rankref uses the exact step.
     ``method="bucketed"`` is exact for every delta in O(N + P log P) (:ref:`design-buckets`).
@@ -373,16 +413,22 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
     fp = engine.fp()
     rank_pos = 1.0 + (_pairs.rank_pos(xp, d) - (0.5 if d > 0.0 else 1.0))  # self counts 1
     rank = rank_pos + fp
-    prec = rank_pos / rank
-    if interpolate:
-        m = np.maximum.accumulate(prec)  # running maximum over ascending logits
-    else:
-        m = prec
+    # the errors 1 - prec = FP / rank, formed without the cancellation of 1 - prec; the running
+    # maximum of the precision is the running minimum of the error
+    err = fp / rank
+    e = np.minimum.accumulate(err) if interpolate else err
     if not compute_grad:
-        return APLossResult(float(1.0 - m.mean()), None)
-    on_max = prec >= m
-    c = np.where(on_max, (1.0 / rank) / Z, (_div(1.0 - m, 1.0 - prec) / rank) / Z)
+        return APLossResult(float(e.mean()), None)
     grad = np.zeros(n, dtype=gdt)
-    engine.scatter(c, grad)
-    grad[pos] = -(1.0 - m) / Z
-    return APLossResult(float(1.0 - m.mean()), grad.reshape(shape))
+    engine.scatter(ap_coefficients(err, e, rank, Z), grad)
+    grad[pos] = -e / Z
+    return APLossResult(float(e.mean()), grad.reshape(shape))
+
+
+def ap_coefficients(err, e, rank, Z, xp=np):
+    """AP Loss's per-positive coefficients from the errors ``err = FP / rank`` and their running
+    minimum ``e = 1 - m``: ``1 / (rank Z)`` on the running maximum of the precision, else
+    ``((1 - m) / (1 - prec)) / (rank Z) = (e / err) / (rank Z)`` (no ``1 - prec`` formed)."""
+    on_max = err <= e
+    return xp.where(on_max, (1.0 / rank) / Z,
+                    ((e / xp.where(on_max, 1.0, err)) / rank) / Z)

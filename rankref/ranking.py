@@ -4,7 +4,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _kernels, _pairs
-from ._engine import BucketEngine, rescaled, stable_argsort
+from ._engine import BucketEngine, rescaled, scale_for_delta, stable_argsort
 from ._validation import (
     as_logits,
     as_targets,
@@ -14,6 +14,7 @@ from ._validation import (
     nonfinite_error,
     prepare_ranking,
     raise_nonfinite,
+    to_array,
 )
 
 __all__ = ["heaviside", "sort_scores", "relaxed_ranks", "RelaxedRanks", "average_precision"]
@@ -44,9 +45,10 @@ def heaviside(u, delta):
 
     Notes
     -----
-    Evaluated as ``clip(1/2 + (u / delta) / 2, 0, 1)``, so neither ``2 delta`` nor
-    ``1 / (2 delta)`` is formed and every finite delta >= 0 works, from subnormal to the float
-    maximum (:ref:`design-step`).
+    Evaluated as ``clip(((u + delta) / delta) / 2, 0, 1)`` (three roundings, so H is exact to a
+    few ulps *relative*, near 0 too), with ``u`` and ``delta`` scaled by a power of two for a
+    delta above ``2**960``: neither ``2 delta`` nor ``1 / (2 delta)`` is formed and every finite
+    delta >= 0 works, from subnormal to the float maximum (:ref:`design-step`).
 
     Examples
     --------
@@ -61,7 +63,7 @@ def heaviside(u, delta):
 
 def _heaviside(xp, u, delta):
     d = check_delta(delta)
-    arr = xp.asarray(u)
+    arr = to_array(u, "u", xp)
     kind = arr.dtype.kind if isinstance(arr.dtype, np.dtype) else xp.dtype_kind(arr.dtype)
     if kind not in "fiu":
         raise ValueError(f"u must be a real numeric array, got dtype {arr.dtype}.")
@@ -70,8 +72,12 @@ def _heaviside(xp, u, delta):
     if bool(xp.isnan(arr).any()):
         raise ValueError("u must not contain NaN (the step is undefined there).")
     if d > 0:
-        with np.errstate(over="ignore"):  # arr / d = +-inf is right (H = 1 or 0); no 2d
-            out = xp.clip((arr / d) / 2.0 + 0.5, 0.0, 1.0)
+        sigma = scale_for_delta(d)  # u + d must not overflow for a delta above 2**960
+        if sigma != 1.0:
+            arr, d = arr * sigma, d * sigma
+        # u + d is one rounding: exact to a few ulps relative near H = 0 too (no 1/2 + u/(2d))
+        with np.errstate(over="ignore"):  # +-inf is right (H = 1 or 0); no 2d is formed
+            out = xp.clip(((arr + d) / d) / 2.0, 0.0, 1.0)
     else:
         out = xp.asarray(arr >= 0, dtype=xp.float64)
     # a NumPy 0-d result is a float; other libraries keep their 0-d array (no device sync)
@@ -107,7 +113,7 @@ def sort_scores(logits, descending=True):
 
 def _sort_scores(xp, logits, descending):
     descending = check_flag(descending, "descending")
-    arr = xp.asarray(logits)
+    arr = to_array(logits, "logits", xp)
     kind = arr.dtype.kind if isinstance(arr.dtype, np.dtype) else xp.dtype_kind(arr.dtype)
     if kind not in "fiu":
         raise ValueError(f"logits must be a real numeric array, got dtype {arr.dtype}.")

@@ -297,7 +297,9 @@ def _balanced_l1(xp, pred, target, alpha, gamma, beta):
             # difference may not (the products are below 2**2049)
             ab_s = _exact_float(Fraction(a) * Fraction(beta) / 2**1100)
             d_s = _mulq(xp, [half], (g, 2.0**-550, 2.0**-549)) - ab_s
-            far = _mulq(xp, [d_s], (2.0**550, 2.0**550)) + S.gb
+            # gamma / b joins in the scaled domain too: alpha beta may overflow where
+            # gamma / b - alpha beta does not (alpha near the float maximum, beta > 1)
+            far = _mulq(xp, [d_s + math.ldexp(S.gb, -1100)], (2.0**550, 2.0**550))
             loss_out = xp.where(xp.isfinite(loss_out), loss_out, far)
         loss = xp.where(inner, loss_in, loss_out)
         grad = xp.where(diff == 0, 0.0, xp.sign(diff) * xp.where(inner, slope_in, g))
@@ -425,7 +427,7 @@ def _lgr_cross_entropy(xp, logits, labels, alpha, gamma):
     if z.ndim != 2 or z.shape[1] < 1:
         raise ValueError(f"logits must be 2-D [n, K], got shape {tuple(z.shape)}.")
     n, K = z.shape
-    y = as_labels(labels, n, K - 1, xp=xp, background=False)
+    y = as_labels(labels, n, K - 1, xp=xp, background=False, rows=("logits", (n, K)))
     S = _Slope(a, g)
     loss = xp.zeros(n)
     grad = xp.zeros((n, K))
@@ -569,7 +571,8 @@ def class_reweighted_targets(labels, class_weights):
         raise ValueError(f"class_weights must be 1-D [C], got shape {w.shape}.")
     C = w.size
     arr = to_array(labels, "labels")
-    y = as_labels(arr, arr.shape[0] if arr.ndim >= 1 else 0, C)
+    y = as_labels(arr, arr.shape[0] if arr.ndim >= 1 else 0, C,
+                  classes_of="the length of class_weights")  # any 1-D length
     out = np.empty((y.size, C + 1))
     out[:, :C] = w
     out[:, C] = 1.0

@@ -1,9 +1,17 @@
 """Balanced sampling of Libra R-CNN (Pang et al., IJCV journal version, section 3.1).
 
-Every function draws from a passed ``numpy.random.Generator`` (``rng=``): the same generator
-state gives the same indices.  Each uniform draw is taken without replacement from a group
-listed in increasing index order, so results are reproducible across runs and backends.
+Every function draws from a passed generator (``rng=``): the same generator state gives the
+same indices.  Each uniform draw is taken without replacement from a group listed in increasing
+index order, so results are reproducible across runs and backends.
+
+``rng`` may be a ``numpy.random.Generator`` (drawn from directly), a ``torch.Generator`` or a
+``cupy.random.Generator``; the last two are asked for one 63-bit seed of a host NumPy
+generator (reproducible for a given state, but not equal to the draws of a NumPy generator).
+:mod:`rankref_gpu`'s samplers take the same three, with the same rule, so both packages give
+the same indices for the same generator state.
 """
+import sys
+
 import numpy as np
 
 from ._validation import check_float64_exact, check_int, check_real, show, to_array
@@ -21,12 +29,22 @@ __all__ = [
 # ------------------------------------------------------------------------------ validation
 
 def _check_rng(rng):
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(
-            f"rng must be a numpy.random.Generator (e.g. np.random.default_rng(0)), got "
-            f"{type(rng).__name__}."
-        )
-    return rng
+    """The host ``numpy.random.Generator`` to draw from: ``rng`` itself, or one seeded by a
+    63-bit integer drawn from a ``torch.Generator`` or ``cupy.random.Generator`` (detected
+    through ``sys.modules``: rankref never imports torch or cupy)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(rng, torch.Generator):
+        seed = torch.randint(0, 2**62, (1,), generator=rng, device=rng.device)
+        return np.random.default_rng(int(seed.item()))
+    cupy = sys.modules.get("cupy")
+    if cupy is not None and isinstance(rng, getattr(cupy.random, "Generator", ())):
+        return np.random.default_rng(int(rng.integers(0, 2**62, size=1).get()[0]))
+    raise ValueError(
+        f"rng must be a numpy.random.Generator (e.g. np.random.default_rng(0)), a "
+        f"torch.Generator or a cupy.random.Generator, got {type(rng).__name__}."
+    )
 
 
 def _check_count(value, name, minimum=0):
@@ -168,7 +186,9 @@ def iou_balanced_neg_sample(max_overlaps, num_expected, *, num_bins=3, floor_thr
         Upper end of the bins.  Defaults to the largest candidate IoU.  mmdetection uses the
         maximum over *all* boxes, which is 1 because the gt boxes are prepended to the proposals:
         pass ``max_iou=1.0`` for the official behaviour.
-    rng : numpy.random.Generator
+    rng : numpy.random.Generator, torch.Generator or cupy.random.Generator
+        The source of the draws (a torch or CuPy generator seeds a NumPy generator with one
+        63-bit draw; see the module docstring).
 
     Returns
     -------
@@ -329,7 +349,9 @@ def instance_balanced_pos_sample(assigned_gt_inds, num_expected, *, rng):
     ----------
     assigned_gt_inds : int array (0 negative, k > 0 positive of gt k, -1 ignored)
     num_expected : int >= 0
-    rng : numpy.random.Generator
+    rng : numpy.random.Generator, torch.Generator or cupy.random.Generator
+        The source of the draws (a torch or CuPy generator seeds a NumPy generator with one
+        63-bit draw; see the module docstring).
 
     Returns
     -------
@@ -378,7 +400,9 @@ def class_balanced_pos_sample(labels, assigned_gt_inds, num_expected, *, rng):
         Class of each entry (only the positives' labels are used).
     assigned_gt_inds : int array (0 negative, k > 0 positive of gt k, -1 ignored)
     num_expected : int >= 0
-    rng : numpy.random.Generator
+    rng : numpy.random.Generator, torch.Generator or cupy.random.Generator
+        The source of the draws (a torch or CuPy generator seeds a NumPy generator with one
+        63-bit draw; see the module docstring).
 
     Returns
     -------

@@ -7,7 +7,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._validation import ArgumentTypeError, as_fraction, check_int, is_real, show, to_array
+from ._validation import (ArgumentTypeError, as_fraction, check_int, host_array, is_real, show,
+                          to_array)
 
 __all__ = ["optimal_bias", "foreground_prior", "ForegroundPrior", "guided_scale"]
 
@@ -179,7 +180,8 @@ def guided_scale(loc_loss, cls_loss):
 
     Parameters
     ----------
-    loc_loss, cls_loss : finite numbers >= 0 (Python or NumPy scalars)
+    loc_loss, cls_loss : finite numbers >= 0 (Python or NumPy scalars, or one-element arrays:
+        NumPy, a CPU torch tensor with or without requires_grad, DLPack or ``__array__``)
 
     Returns
     -------
@@ -195,6 +197,12 @@ def guided_scale(loc_loss, cls_loss):
     """
     values = []
     for name, v in (("loc_loss", loc_loss), ("cls_loss", cls_loss)):
+        if not is_real(v) and not isinstance(v, np.ndarray):
+            # a one-element array of another framework (a CPU tensor, DLPack or __array__)
+            arr = host_array(v, name)
+            if arr is None and (hasattr(v, "__array__") or hasattr(v, "__array_interface__")):
+                arr = to_array(v, name)
+            v = v if arr is None else arr
         if is_real(v) or isinstance(v, np.ndarray):
             arr = np.asarray(v) if isinstance(v, np.ndarray) else None
             if arr is not None and (arr.size != 1 or arr.dtype.kind not in "fiu"):

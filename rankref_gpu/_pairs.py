@@ -40,8 +40,10 @@ DENSE_MAX_P_GPU = 8192
 
 
 def _budget(xp):
-    """Elements of one temporary of the dense pair terms (a chunk of rows)."""
-    return _backend.CHUNK if on_gpu(xp) else min(_backend.CHUNK, 1 << 20)
+    """Elements of one temporary of the dense pair terms (a chunk of rows): a quarter of the
+    backend's chunk, since the relaxed step to a few ulps relative (:func:`sum3`) keeps about
+    ten such temporaries alive at once."""
+    return max(1, (_backend.CHUNK if on_gpu(xp) else min(_backend.CHUNK, 1 << 20)) // 4)
 
 
 def use_dense(xp, P):
@@ -60,11 +62,36 @@ def far_apart_ok(func):
 
 
 def heaviside(xp, u, delta):
-    """H_delta(u) = clip(1/2 + (u / delta) / 2, 0, 1), or [u >= 0] at delta = 0 (float64)."""
+    """H_delta(u) = clip(((u + delta) / delta) / 2, 0, 1), or [u >= 0] at delta = 0 (float64):
+    ``u + delta`` is one rounding, so H is exact to a few ulps relative near 0 too.  ``u`` and
+    ``delta`` must be scaled first for a delta above 2**960."""
     if delta > 0:
-        with np.errstate(over="ignore"):  # u / delta = +-inf is right (H = 1 or 0)
-            return xp.clip((u / delta) / 2.0 + 0.5, 0.0, 1.0)
+        with np.errstate(over="ignore"):  # +-inf is right (H = 1 or 0)
+            return xp.clip(((u + delta) / delta) / 2.0, 0.0, 1.0)
     return xp.astype(u >= 0, np.float64)
+
+
+def sum3(xp, a, b, d):
+    """``(a - b) + d`` to a few ulps relative (two TwoSums, their errors added): a rounded
+    ``a - b`` never cancels against ``d``.  +-inf beyond the float range."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        s1 = a - b
+        bb = s1 - a
+        e1 = (a - (s1 - bb)) + (-b - bb)
+        s2 = s1 + d
+        bb = s2 - s1
+        e2 = (s1 - (s2 - bb)) + (d - bb)
+        out = s2 + (e1 + e2)
+    return xp.where(xp.isfinite(s2), out, xp.where(xp.isfinite(s1), s2, s1))
+
+
+def step(xp, a, b, delta):
+    """H_delta(a - b) (broadcast), exact to a few ulps relative (the numerator by
+    :func:`sum3`); logits and delta scaled first for a delta above 2**960."""
+    if delta > 0:
+        with np.errstate(over="ignore"):
+            return xp.clip((sum3(xp, a, b, delta) / delta) / 2.0, 0.0, 1.0)
+    return xp.astype(a >= b, np.float64)
 
 
 class Groups:
@@ -98,29 +125,31 @@ def _total(xp, parts, P, m):
 
 def rs_terms(xp, xq, tp, d, groups=None):
     """Per positive i, with ``H_ik = H(x_k - x_i)`` over all positives (self included): the
-    columns rank_pos, sum H(1 - t_k), sum_{t_k >= t_i} H(1 - t_k), sum_{t_k >= t_i} H and
-    sum_{t_k < t_i} H (the missorted mass D, computed directly, never as a difference).  Where
-    D == 0 exactly, the target sums are the static ones (the same set of non-zero terms).
+    columns rank_pos, the excess ``sum_{t_k >= t_i} H (t_k - t_i)``, the deficit
+    ``sum_{t_k < t_i} H (t_i - t_k)``, the target mass ``sum_{t_k >= t_i} H`` and the missorted
+    mass ``D = sum_{t_k < t_i} H`` (computed directly, never as a difference), as
+    :func:`rankref._pairs.rs_terms`.  The dense chunks add non-negative terms only; the tree
+    forms the excess and deficit as ``sum H t_k - t_i sum H`` over the higher (lower) groups.
     ``groups``: the :class:`Groups` of ``tp`` (tree path), to share with the scatter."""
     P = xq.shape[0]
     if use_dense(xp, P):
-        out = rs_terms_dense(xp, xq, tp, d)
-        rp, cn, tn, td, D = (out[:, j] for j in range(5))
-    else:
-        g = groups or Groups.of(xp, tp)
-        W = xp.stack([xp.ones(P), 1.0 - tp], axis=1)
-        pl, ph = windows(xp, xq, xq, d)
-        zero = xp.zeros(P, dtype=np.int64)
-        layers = ([(zero, zero, xp.ones(P, dtype=bool)), own_group_layer(xp, g.desc)]
-                  + strict_layers(xp, g.desc, g.levels))
-        res = layered_sums(xp, xq, W, layers, d, pl, ph)
-        rp, cn = res[0][:, 0], res[0][:, 1]
-        tgt = _total(xp, res[1:], P, 2)  # t_k == t_i, then the groups with t_k > t_i
-        td, tn = tgt[:, 0], tgt[:, 1]
-        res = layered_sums(xp, xq, None, strict_layers(xp, g.asc, g.levels), d, pl, ph)
-        D = _total(xp, res, P, 1)[:, 0]  # t_k < t_i
-    same = D == 0.0
-    return xp.stack([rp, cn, xp.where(same, cn, tn), xp.where(same, rp, td), D], axis=1)
+        return rs_terms_dense(xp, xq, tp, d)
+    g = groups or Groups.of(xp, tp)
+    W = xp.stack([xp.ones(P), tp], axis=1)
+    pl, ph = windows(xp, xq, xq, d)
+    zero = xp.zeros(P, dtype=np.int64)
+    layers = ([(zero, zero, xp.ones(P, dtype=bool)), own_group_layer(xp, g.desc)]
+              + strict_layers(xp, g.desc, g.levels))
+    res = layered_sums(xp, xq, W, layers, d, pl, ph)
+    rp = res[0][:, 0]
+    own = res[1][:, 0]                          # t_k == t_i
+    higher = _total(xp, res[2:], P, 2)          # t_k > t_i
+    del res  # (memory: the layers of one sweep at a time)
+    lower = _total(xp, layered_sums(xp, xq, W, strict_layers(xp, g.asc, g.levels), d, pl, ph),
+                   P, 2)                        # t_k < t_i
+    ae = xp.maximum(higher[:, 1] - tp * higher[:, 0], 0.0)
+    bd = xp.maximum(tp * lower[:, 0] - lower[:, 1], 0.0)
+    return xp.stack([rp, ae, bd, higher[:, 0] + own, lower[:, 0]], axis=1)
 
 
 def rs_sorting_scatter(xp, xq, tp, w, d, groups=None):
@@ -204,12 +233,12 @@ def rs_terms_dense(xp, xq, tp, d):
     P = xq.shape[0]
     out = xp.zeros((P, 5))
     for i0, i1 in chunks(P, P, _budget(xp)):
-        h = heaviside(xp, xq[None, :] - xq[i0:i1, None], d)
-        q = h * (1.0 - tp)[None, :]
-        ge = tp[None, :] >= tp[i0:i1, None]
+        h = step(xp, xq[None, :], xq[i0:i1, None], d)
+        dt = tp[None, :] - tp[i0:i1, None]
+        ge = dt >= 0
         out[i0:i1, 0] = xp.sum(h, axis=1)
-        out[i0:i1, 1] = xp.sum(q, axis=1)
-        out[i0:i1, 2] = xp.sum(q * ge, axis=1)
+        out[i0:i1, 1] = xp.sum(xp.where(ge, h * dt, 0.0), axis=1)
+        out[i0:i1, 2] = xp.sum(xp.where(ge, 0.0, h * -dt), axis=1)
         out[i0:i1, 3] = xp.sum(h * ge, axis=1)
         out[i0:i1, 4] = xp.sum(h * ~ge, axis=1)
     return out
@@ -220,7 +249,7 @@ def rs_sorting_scatter_dense(xp, xq, tp, w, d):
     P = xq.shape[0]
     out = xp.zeros(P)
     for k0, k1 in chunks(P, P, _budget(xp)):  # g_k = sum_{i: t_k < t_i} H(x_k - x_i) w_i
-        h = heaviside(xp, xq[k0:k1, None] - xq[None, :], d)
+        h = step(xp, xq[k0:k1, None], xq[None, :], d)
         out[k0:k1] = xp.sum((tp[k0:k1, None] < tp[None, :]) * h * w[None, :], axis=1)
     return out
 
@@ -230,7 +259,7 @@ def rank_pos_dense(xp, xq, d):
     P = xq.shape[0]
     out = xp.zeros(P)
     for i0, i1 in chunks(P, P, _budget(xp)):
-        out[i0:i1] = xp.sum(heaviside(xp, xq[None, :] - xq[i0:i1, None], d), axis=1)
+        out[i0:i1] = xp.sum(step(xp, xq[None, :], xq[i0:i1, None], d), axis=1)
     return out
 
 
@@ -240,7 +269,7 @@ def group_sums_dense(xp, xq, grp, d, same):
     P = xq.shape[0]
     out = xp.zeros(P)
     for i0, i1 in chunks(P, P, _budget(xp)):
-        h = heaviside(xp, xq[None, :] - xq[i0:i1, None], d)
+        h = step(xp, xq[None, :], xq[i0:i1, None], d)
         eq = grp[None, :] == grp[i0:i1, None]
         out[i0:i1] = xp.sum(h * (eq if same else ~eq), axis=1)
     return out
@@ -251,7 +280,7 @@ def other_class_scatter_dense(xp, xq, grp, c, d):
     P = xq.shape[0]
     out = xp.zeros(P)
     for k0, k1 in chunks(P, P, _budget(xp)):
-        h = heaviside(xp, xq[k0:k1, None] - xq[None, :], d)
+        h = step(xp, xq[k0:k1, None], xq[None, :], d)
         out[k0:k1] = xp.sum((grp[k0:k1, None] != grp[None, :]) * h * c[None, :], axis=1)
     return out
 
@@ -261,7 +290,7 @@ def prototype_fp_dense(xp, means, n_b, xq, d):
     P, B = xq.shape[0], means.shape[0]
     out = xp.zeros(P)
     for i0, i1 in chunks(P, B, _budget(xp)):
-        out[i0:i1] = xp.sum(n_b[None, :] * heaviside(xp, means[None, :] - xq[i0:i1, None], d),
+        out[i0:i1] = xp.sum(n_b[None, :] * step(xp, means[None, :], xq[i0:i1, None], d),
                             axis=1)
     return out
 
@@ -271,6 +300,6 @@ def prototype_grad_dense(xp, means, xq, c, d):
     P, B = xq.shape[0], means.shape[0]
     out = xp.zeros(B)
     for b0, b1 in chunks(B, P, _budget(xp)):
-        out[b0:b1] = xp.sum(c[None, :] * heaviside(xp, means[b0:b1, None] - xq[None, :], d),
+        out[b0:b1] = xp.sum(c[None, :] * step(xp, means[b0:b1, None], xq[None, :], d),
                             axis=1)
     return out

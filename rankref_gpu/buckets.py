@@ -14,7 +14,7 @@ __all__ = ["make_buckets"]
 
 @mirror(rankref.make_buckets)
 def make_buckets(logits, targets, delta=0.5, kind="exact"):
-    check_method(kind, ("exact", "brs"), "make_buckets (argument kind)")
+    check_method(kind, ("exact", "brs"), "make_buckets", name="kind")
     xp = namespace(logits, targets)
     x, t, pos, shape, _, d = prepare_ranking(xp, logits, targets, delta, False, "make_buckets")
     n = x.shape[0]

@@ -2,6 +2,7 @@
 import numpy as np
 
 import rankref
+from rankref._engine import scale_for_delta
 from rankref.gap import GAPResult, _check_gap_inputs
 from rankref._validation import as_labels
 
@@ -9,7 +10,7 @@ from . import _pairs
 from ._backend import _library, namespace
 from ._engine import BucketEngine
 from ._mirror import LOSS_VALUES, mirror
-from ._pairs import heaviside
+from ._pairs import step
 from .losses import sorted_positives
 from ._validation import EPS, grad_dtype, raise_nonfinite
 
@@ -26,7 +27,8 @@ class ClassCounts(rankref.ClassCounts):
         if xp.name == "numpy":
             return super().update(labels)
         y = xp.asarray(labels)
-        y = as_labels(y.reshape(-1), xp.size(y), self.num_classes, xp=xp)
+        y = as_labels(y.reshape(-1), xp.size(y), self.num_classes, xp=xp,
+                      rows=("labels", (xp.size(y),)))
         fg = y[(y >= 0) & (y < self.num_classes)]
         return self._add_histogram(xp.to_host(xp.count(fg, self.num_classes)))
 
@@ -67,13 +69,15 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
     t = t.reshape(-1)
     t[pos] = 1
     if method == "dense":  # every negative against every positive (P launches, no P x N array)
-        xpos = xp.astype(x[pos], np.float64)
+        sigma = scale_for_delta(d)  # H is invariant; x + delta stays finite
+        xpos = xp.astype(x[pos], np.float64) * sigma
         fp = xp.zeros(pos.shape[0])
         negs = xp.flatnonzero(t == 0)
-        xn = xp.astype(x[negs], np.float64)
+        xn = xp.astype(x[negs], np.float64) * sigma
+        d = d * sigma
         with np.errstate(over="ignore"):  # +-inf differences: H = 1 or 0
             for i in range(pos.shape[0]):
-                fp[i] = xp.sum(heaviside(xp, xn - xpos[i], d))
+                fp[i] = xp.sum(step(xp, xn, xpos[i], d))
         if not exclude_foreground:
             fp = fp + _pairs.group_sums_dense(xp, xpos, grp, d, same=False)
         rank = _pairs.group_sums_dense(xp, xpos, grp, d, same=True) + fp
@@ -97,7 +101,7 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
         acc = xp.zeros(negs.shape[0])
         with np.errstate(over="ignore"):
             for i in range(pos.shape[0]):
-                acc += heaviside(xp, xn - xpos[i], d) * c[i]
+                acc += step(xp, xn, xpos[i], d) * c[i]
         grad[negs] = xp.astype(acc, gdt)
     else:
         engine.scatter(c, grad)

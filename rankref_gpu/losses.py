@@ -5,7 +5,8 @@ import rankref
 from rankref._engine import scale_for_delta
 from rankref.buckets import brs_runs
 from rankref._validation import check_flag
-from rankref.losses import APLossResult, RankSortResult, _div, _rs_coefficients
+from rankref.losses import (APLossResult, RankSortResult, _rs_coefficients, ap_coefficients,
+                            quality_scale, sorting_error)
 
 from . import _pairs
 from ._backend import namespace
@@ -69,16 +70,16 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
     tp = xp.astype(t[pos], np.float64)
     # the IoU groups (tree path only), shared by the sorting terms and the sorting scatter
     groups = None if _pairs.use_dense(xp, Z) else _pairs.Groups.of(xp, tp)
-    terms = _pairs.rs_terms(xp, xq, tp, d, groups)
+    qs = quality_scale(tp, xp)  # tiny IoUs: the sorting terms of the qualities times qs
+    terms = _pairs.rs_terms(xp, xq, tp * qs, d, groups)  # (exact: a power of two)
     if method == "bucketed":
         engine = BucketEngine(xp, x, t, xq, d, sigma)
         fp = engine.fp()
     else:
         runs, nz, fp = _brs_fp(xp, x, t, xq, d, sigma)
     if not compute_grad:
-        rank_pos, cur_num, tgt_num, tgt_den = terms[:, 0], terms[:, 1], terms[:, 2], terms[:, 3]
-        re = fp / (rank_pos + fp)
-        se = cur_num / rank_pos - tgt_num / tgt_den
+        re = fp / (terms[:, 0] + fp)
+        se = sorting_error(terms, xp) / qs
         return RankSortResult(xp.scalar(xp.mean(re)), xp.scalar(xp.mean(se)), None, None, None)
     ranking_grad = xp.zeros(n, dtype=gdt)
     grad = xp.zeros(n, dtype=gdt)
@@ -88,7 +89,7 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
         return _pairs.rs_sorting_scatter(xp, xq_, tp_, w, dd, groups)
 
     re, se, r_pos, s_pos, c = _rs_coefficients(fp, terms, xq, tp, d, Z, method == "brs",
-                                               scatter, xp)
+                                               scatter, xp, qs)
     if method == "bucketed":
         engine.scatter(c, ranking_grad, grad)
     else:
@@ -133,13 +134,11 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
     # the self term counts 1: remove H(0) from the static sum
     rank_pos = 1.0 + (_pairs.rank_pos(xp, xq, d) - (0.5 if d > 0 else 1.0))
     rank = rank_pos + fp
-    prec = rank_pos / rank
-    m = xp.cummax(prec) if interpolate else prec  # running maximum over ascending logits
+    err = fp / rank  # 1 - prec without cancellation; its running minimum is 1 - m
+    e = -xp.cummax(-err) if interpolate else err
     if not compute_grad:
-        return APLossResult(xp.scalar(1.0 - xp.mean(m)), None)
-    on_max = prec >= m
-    c = xp.where(on_max, (1.0 / rank) / Z, (_div(1.0 - m, 1.0 - prec, xp) / rank) / Z)
+        return APLossResult(xp.scalar(xp.mean(e)), None)
     grad = xp.zeros(n, dtype=gdt)
-    engine.scatter(c, grad)
-    grad[pos] = xp.astype(-(1.0 - m) / Z, gdt)
-    return APLossResult(xp.scalar(1.0 - xp.mean(m)), grad.reshape(shape))
+    engine.scatter(ap_coefficients(err, e, rank, Z, xp), grad)
+    grad[pos] = xp.astype(-e / Z, gdt)
+    return APLossResult(xp.scalar(xp.mean(e)), grad.reshape(shape))

@@ -1,10 +1,10 @@
 """Balanced L1, LGR and bucketed class re-weighting on any namespace."""
 
 import rankref
-from rankref._validation import as_labels
+from rankref._validation import as_labels, to_array
 from rankref.reweighting import _balanced_l1, _lgr_cross_entropy, _lgr_weights, _real_array
 
-from ._backend import namespace
+from ._backend import _library, namespace
 from ._mirror import mirror
 
 __all__ = ["balanced_l1_loss", "lgr_weights", "lgr_cross_entropy", "bucketed_class_weights",
@@ -30,7 +30,9 @@ def lgr_cross_entropy(logits, labels, alpha=0.5, gamma=1.0):
         "in the input's library and device.")
 def bucketed_class_weights(frequencies, num_buckets=10, a=0.5, t=0.025):
     xp = namespace(frequencies)
-    return xp.asarray(rankref.bucketed_class_weights(xp.to_host(frequencies), num_buckets, a, t))
+    # a device array is copied to the host; anything else goes to rankref's own validation
+    host = xp.to_host(frequencies) if _library(frequencies) is not None else frequencies
+    return xp.asarray(rankref.bucketed_class_weights(host, num_buckets, a, t))
 
 
 @mirror(rankref.class_reweighted_targets)
@@ -43,8 +45,9 @@ def class_reweighted_targets(labels, class_weights):
     if w.ndim != 1:
         raise ValueError(f"class_weights must be 1-D [C], got shape {tuple(w.shape)}.")
     C = w.shape[0]
-    arr = xp.asarray(labels)
-    y = as_labels(arr, arr.shape[0] if arr.ndim >= 1 else 0, C, xp=xp)
+    arr = to_array(labels, "labels", xp)
+    y = as_labels(arr, arr.shape[0] if arr.ndim >= 1 else 0, C, xp=xp,
+                  classes_of="the length of class_weights")  # any 1-D length
     out = xp.empty((y.shape[0], C + 1))
     out[:, :C] = w
     out[:, C] = 1.0

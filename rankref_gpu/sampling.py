@@ -2,14 +2,15 @@
 
 Sampling is a few set operations on the host: the inputs are copied to the host, the draws
 are rankref's own, and the indices come back as int64 in the input's library and device.
-``rng`` may be a ``numpy.random.Generator`` (identical indices to :mod:`rankref` for the same
-generator state), a ``cupy.random.Generator`` or a ``torch.Generator``; the last two are asked
-for one 63-bit seed of a host generator (reproducible for a given state, but not equal to
-rankref's draws).
+``rng`` may be a ``numpy.random.Generator``, a ``torch.Generator`` or a
+``cupy.random.Generator``, exactly as in :mod:`rankref` (the last two are asked for one 63-bit
+seed of a host generator): both packages give identical indices for the same generator
+state.
 """
 import numpy as np
 
 import rankref
+from rankref.sampling import _check_rng
 
 from ._backend import _library, namespace
 from ._mirror import mirror
@@ -21,18 +22,9 @@ _NOTE = "Sampling runs on the host; the indices are returned in the input's libr
 
 
 def _host_rng(rng):
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if type(rng).__module__.split(".")[0] == "cupy" and hasattr(rng, "integers"):
-        return np.random.default_rng(int(namespace(rng).to_host(rng.integers(0, 2**62, size=1))[0]))
-    torch = __import__("sys").modules.get("torch")
-    if torch is not None and isinstance(rng, torch.Generator):
-        seed = torch.randint(0, 2**62, (1,), generator=rng, device=rng.device)
-        return np.random.default_rng(int(seed.item()))
-    raise ValueError(
-        f"rng must be a numpy.random.Generator, a cupy.random.Generator or a torch.Generator, "
-        f"got {type(rng).__name__}."
-    )
+    """rankref's rule (:func:`rankref.sampling._check_rng`): a NumPy generator is used as it is,
+    a torch or CuPy generator seeds one with a 63-bit draw."""
+    return _check_rng(rng)
 
 
 def _host(a):

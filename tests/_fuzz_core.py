@@ -20,6 +20,7 @@ from fractions import Fraction
 import numpy as np
 
 import _fuzz_exact as ex
+from _fuzz_specs import host_view
 
 INVALID = object()
 FMAX = ex.FMAX
@@ -286,8 +287,9 @@ def m_array(M, name, obj, kinds="fiu", finite=True, ndim=None, shape=None, nonem
     if obj is None or isinstance(obj, (str, bytes, dict)):
         M.set_bad(name, f"{type(obj).__name__} is not an array")
         return INVALID
+    obj = host_view(obj)  # CPU tensors and DLPack/__array__ objects: what NumPy reads
     if type(obj).__module__.startswith("torch"):
-        M.set_bad(name, "a torch tensor")
+        M.set_bad(name, "a torch tensor not on the CPU")
         return INVALID
     try:
         with warnings.catch_warnings():

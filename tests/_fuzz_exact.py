@@ -62,18 +62,20 @@ def rank_sort(x, t, d):
     """RS loss as the official RankSort loop computes it (self term H(0), eps gating).
 
     Returns (ranking_loss, sorting_loss, ranking_grad, sorting_grad, gate_ambiguous,
-    (ranking scale, sorting scale)): the scales bound the coefficients' size and conditioning
-    and set the absolute tolerance of a float evaluation."""
+    (ranking mass, sorting mass)): per entry, the sum of the absolute values of the terms its
+    update adds up (equal to the update's own size where every term has one sign), the size
+    against which a float evaluation's relative error is judged."""
     n = len(x)
     P = [i for i in range(n) if t[i] > 0]
     N = [j for j in range(n) if t[j] == 0]
     rg = [Fraction(0)] * n
     sg = [Fraction(0)] * n
+    rm = [Fraction(0)] * n
+    sm = [Fraction(0)] * n
     Z = len(P)
     if Z == 0:
-        return Fraction(0), Fraction(0), rg, sg, False, (0.0, 0.0)
+        return Fraction(0), Fraction(0), rg, sg, False, (rm, sm)
     amb = False
-    s_r = s_s = 0.0
     re_sum = Fraction(0)
     se_sum = Fraction(0)
     for i in P:
@@ -92,31 +94,34 @@ def rank_sort(x, t, d):
         amb = amb or near(fp, EPS)
         if fp > EPS:
             rg[i] -= re / Z
-            s_r += to_float((re / fp) / Z * max(1, 1 / fp))
+            rm[i] += abs(re / Z)
             for j in N:
                 rg[j] += hn[j] * (re / fp) / Z
+                rm[j] += abs(hn[j] * (re / fp) / Z)
         miss = [k for k in P if t[k] < t[i]]
         D = sum((hp[k] for k in miss), Fraction(0))
         amb = amb or near(D, EPS)
         if D > EPS:
             sg[i] -= se / Z
-            s_s += to_float(abs(se / D) / Z * max(1, 1 / D))
+            sm[i] += abs(se / Z)
             for k in miss:
                 sg[k] += hp[k] * (se / D) / Z
-    return re_sum / Z, se_sum / Z, rg, sg, amb, (s_r, s_s)
+                sm[k] += abs(hp[k] * (se / D) / Z)
+    return re_sum / Z, se_sum / Z, rg, sg, amb, (rm, sm)
 
 
 def ap_loss(x, t, d, interpolate):
     """AP Loss as the official loop: self counts 1, positives by ascending logit (ties in
-    index order), running maximum of the precision.  Returns (loss, grad, scale)."""
+    index order), running maximum of the precision.  Returns (loss, grad, mass): every update
+    is a sum of terms of one sign, so its mass (the size its error is judged against) is its
+    absolute value."""
     n = len(x)
     P = [i for i in range(n) if t[i] == 1]
     N = [j for j in range(n) if t[j] == 0]
     g = [Fraction(0)] * n
     Z = len(P)
     if Z == 0:
-        return Fraction(0), g, 0.0
-    scale = 0.0
+        return Fraction(0), g, [Fraction(0)] * n
     m_all = []
     max_prec = Fraction(0)
     for i in sorted(P, key=lambda k: (x[k], k)):
@@ -132,10 +137,9 @@ def ap_loss(x, t, d, interpolate):
             c = ((1 - max_prec) / (1 - prec) / rank) / Z
         for j in N:
             g[j] += hn[j] * c
-        scale += to_float(c * max(1, 1 / fp)) if fp else to_float(c)
         g[i] = -(1 - max_prec) / Z
         m_all.append(max_prec)
-    return 1 - sum(m_all) / Z, g, scale
+    return 1 - sum(m_all) / Z, g, [abs(v) for v in g]
 
 
 def relaxed_ranks(x, t, d):
@@ -200,15 +204,16 @@ def gap(x, y, C, w, d, exclude_foreground):
     """GAP loss of ROG (Eqs. 6-11, official conventions).  ``x`` is the flat [n, C] score
     matrix as Fractions, ``y`` the labels, ``w`` the omega (Fractions).
 
-    Returns (loss, ranking_error, grad, gate_ambiguous, gradient scale)."""
+    Returns (loss, ranking_error, grad, gate_ambiguous, mass): per entry the sum of the
+    absolute values of the terms of its update."""
     n = len(y)
     valid = [y[r] >= 0 for r in range(n)]
     pos = [r * C + y[r] for r in range(n) if 0 <= y[r] < C]
     cls = {r * C + y[r]: y[r] for r in range(n) if 0 <= y[r] < C}
     grad = [Fraction(0)] * (n * C)
+    mass = [Fraction(0)] * (n * C)
     if not pos:
-        return Fraction(0), Fraction(0), grad, False, 0.0
-    scale = 0.0
+        return Fraction(0), Fraction(0), grad, False, mass
     present = sorted(set(cls.values()))
     loss = Fraction(0)
     per_class = []
@@ -233,11 +238,12 @@ def gap(x, y, C, w, d, exclude_foreground):
             amb = amb or near(fp, EPS)
             if fp > EPS:
                 grad[i] -= A * lv
-                scale += to_float(A / rank * max(1, 1 / fp))
+                mass[i] += abs(A * lv)
                 for j in neg:
                     grad[j] += hn[j] * (A / rank)
+                    mass[j] += abs(hn[j] * (A / rank))
         per_class.append(sum(ls) / len(ls))
-    return loss, sum(per_class) / len(per_class), grad, amb, scale
+    return loss, sum(per_class) / len(per_class), grad, amb, mass
 
 
 # ------------------------------------------------------------------------------ mpmath

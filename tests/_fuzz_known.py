@@ -329,6 +329,57 @@ for _name, _cases in _ENGINE.items():
     KNOWN.setdefault(_name, []).extend(_cases)
 
 
+# issue 21: relative accuracy of small losses and tiny qualities, arrays of other frameworks,
+# messages naming the function's own argument
+_ISSUE21 = {
+    "ap_loss": [
+        ap(f64([0.0, -0.999999999]), i64([1, 0]), delta=1.0),
+        ap(f64([0.0, -0.999999999]), i64([1, 0]), delta=1.0, method="dense"),
+        ap(f64([3.0, 3.25, 2.0000000001, -7.0]), i64([1, 1, 0, 0]), delta=1.0,
+           interpolate=False),
+        ap(f64([0.1, -0.899999999]), i64([1, 0]), delta=1.0),  # (x_j - x_i) + delta cancels
+        ap(Arr([0.3, 1.0], "float64", (2,), "torch"), Arr([1, 0], "int64", (2,), "torch")),
+        ap(Arr([0.3, 1.0], "float64", (2,), "dlpack"), Arr([1, 0], "int64", (2,), "arrayobj")),
+    ],
+    "rank_sort_loss": [
+        rs(f64([0.0, 0.25, -0.4999999999]), f64([1e-300, 5e-301, 0.0]), delta=0.5),
+        rs(f64([0.0, 0.25, 0.5, -0.4999999999]), f64([1e-300, 5e-324, 2e-300, 0.0])),
+        rs(f64([0.0, 0.1, 0.2]), f64([0.7, 0.7 - 2**-53, 0.7 + 2**-52])),
+        rs(f64([0.0, -0.999999999]), f64([0.9, 0.0]), delta=1.0, method="dense"),
+        rs(Arr([0.3, 1.0], "float32", (2,), "torch"), f64([1.0, 0.0])),
+    ],
+    "gap_loss": [
+        gap(f64([5.0, -0.49999999999, -0.49999999999, 5.0], (2, 2)), i64([0, 1]),
+            f64([1.0, 1.0]), delta=0.5),
+    ],
+    "class_reweighted_targets": [
+        Case("class_reweighted_targets", [NpScalar("int64", 1), f64([1.0, 1.0])], {}),
+    ],
+    "lgr_cross_entropy": [
+        Case("lgr_cross_entropy", [f64([0.0] * 6, (2, 3)), i64([0, 0, 0])], {}),
+    ],
+    "make_buckets": [
+        Case("make_buckets", [f64([0.0, 1.0]), i64([1, 0])], {"delta": Val(0.5),
+                                                              "kind": Val("bucketed")}),
+    ],
+    "heaviside": [
+        Case("heaviside", [f64([-0.999999999, -0.9999999999999999, 1e-300]), Val(1.0)], {}),
+    ],
+}
+# campaign of issue 21: alpha * beta beyond the float range while the loss is not
+_ISSUE21["balanced_l1_loss"] = [
+    Case("balanced_l1_loss", [Arr([-9.780107498168945, -5.200742244720459, -9.0], "float32", (3,)),
+                              f64([-1.0, 6.43940832356137, 2.0])],
+         {"alpha": Val(7.944074874948582e+307), "gamma": Val(1e-10), "beta": Val(3.0)}),
+]
+_ISSUE21["guided_scale"] = [
+    Case("guided_scale", [Arr([21], "int16", (), "arrayobj"), NpScalar("float32", 0.5)], {}),
+    Case("guided_scale", [Val(7), Arr([22], "int16", (), "torch")], {}),
+]
+for _name, _cases in _ISSUE21.items():
+    KNOWN.setdefault(_name, []).extend(_cases)
+
+
 # ------------------------------------------------------------------------------ rankref.torch
 
 def _t(vals, dtype="float32", shape=None, grad=False, device="cpu"):

@@ -8,6 +8,8 @@ which makes the one-line reproducers of the findings.
 import math
 from fractions import Fraction
 
+import sys
+
 import numpy as np
 
 __all__ = ["Arr", "Val", "NpScalar", "Rng", "Tensor", "Counts", "DictSpec", "SeqSpec",
@@ -92,6 +94,12 @@ class Arr(Spec):
     def build(self, env=None):
         a = self.base()
         lay = self.layout
+        if lay in FOREIGN:
+            # arrays of other frameworks reach rankref's NumPy API (issue 21); with a tensor
+            # rankref_gpu would compute in torch and return tensors: it gets the plain array
+            if lay == "torch" and env is not None and env.get("name") != "rankref":
+                return a
+            return foreign(a, lay)
         if lay == "ro":
             a.flags.writeable = False
         elif lay == "strided" and a.ndim >= 1:
@@ -135,6 +143,8 @@ class Arr(Spec):
         if len(self.shape) != 1 or self.shape[0] != len(self.values):
             s += f".reshape({self.shape!r})"
         lay = self.layout
+        if lay in FOREIGN:
+            return FOREIGN[lay].format(s) if _foreign_ok(np.dtype(self.dtype), lay) else s
         if lay == "ro":
             s = f"_readonly({s})"
         elif lay == "strided" and self.shape:
@@ -156,6 +166,76 @@ class Arr(Spec):
         elif lay == "npscalar" and not self.shape:
             s = f"{s}[()]"
         return s
+
+
+class DLPackOnly:
+    """An array exposed through ``__dlpack__`` only (as a JAX or TensorFlow CPU array is)."""
+
+    def __init__(self, a):
+        self._a = np.array(a, copy=True)
+
+    def __dlpack__(self, **kwargs):
+        return self._a.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self._a.__dlpack_device__()
+
+
+class ArrayLike:
+    """An object with ``__array__`` only (as pandas or xarray objects are)."""
+
+    def __init__(self, a):
+        self._a = np.array(a, copy=True)
+
+    def __array__(self, dtype=None, copy=None):
+        return self._a if dtype is None else self._a.astype(dtype)
+
+
+# layouts of other frameworks, with their reproducer code
+FOREIGN = {"torch": "_grad_tensor({})", "dlpack": "DLPackOnly({})", "arrayobj": "ArrayLike({})"}
+_TORCH_KINDS = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
+                "bool")
+
+
+def _foreign_ok(dt, lay):
+    if lay == "torch":
+        return dt.name in _TORCH_KINDS
+    if lay == "dlpack":
+        return dt.kind in "fiub" and dt.itemsize <= 8
+    return True
+
+
+def _grad_tensor(a):
+    """A CPU tensor of ``a``'s values: requires_grad for floats, a non-contiguous view for
+    arrays of at least one dimension."""
+    import torch
+    if a.ndim >= 1:
+        t = torch.from_numpy(np.repeat(a, 2, axis=0))[::2]
+    else:
+        t = torch.from_numpy(np.array(a))
+    return t.requires_grad_() if t.is_floating_point() else t
+
+
+def foreign(a, lay):
+    if not _foreign_ok(a.dtype, lay):
+        return a
+    if lay == "torch":
+        return _grad_tensor(a)
+    return DLPackOnly(a) if lay == "dlpack" else ArrayLike(a)
+
+
+def host_view(v):
+    """What NumPy sees of an argument: CPU tensors detached (bfloat16 as float32), DLPack-only
+    and ``__array__`` objects converted; anything else as it is."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(v, torch.Tensor) and v.device.type == "cpu":
+        t = v.detach()
+        return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
+    if isinstance(v, DLPackOnly):
+        return np.from_dlpack(v)
+    if isinstance(v, ArrayLike):
+        return np.asarray(v)
+    return v
 
 
 class Val(Spec):

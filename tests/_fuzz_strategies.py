@@ -35,8 +35,9 @@ FLOAT_DTYPES = ("float16", "float32", "float64")
 ALL_DTYPES = ("bool",) + INT_DTYPES + FLOAT_DTYPES + (
     "longdouble", "complex64", "complex128", "object", "<U3", "S3", "M8[s]", "m8[s]")
 
-LAYOUTS_ND = ("c", "c", "c", "ro", "strided", "rev", "T", "F", "list")
-LAYOUTS_0D = ("c", "ro", "list", "item", "npscalar")
+LAYOUTS_ND = ("c", "c", "c", "ro", "strided", "rev", "T", "F", "list", "torch", "dlpack",
+              "arrayobj")
+LAYOUTS_0D = ("c", "ro", "list", "item", "npscalar", "torch", "arrayobj")
 
 DELTA_GOOD = (0.0, 0.5, 1.0, 0.25, 2.0, 5e-324, 1e-300, 1e-10, 1e300, 1.7e308, FMAX, -0.0,
               1e-5, 3.0, 1e17, 2.2250738585072014e-308, 1e-320, 4.9e-300, 1e200)
@@ -356,10 +357,37 @@ def ranking_pair(draw, binary=False, max_n=12):
         xv = draw(logit_values(n, xdt, finite=not wild))
     tdt = draw(st.sampled_from(TARGET_DTYPES)) if draw(st.booleans()) else "float64"
     tv = draw(target_values(n, binary, tdt, wild))
-    xv = _adversarial_ties(draw, xv, tv, xdt)
+    if not wild and xdt in ("float64", "float32") and draw(st.integers(0, 4)) == 0:
+        xv = draw(trained_logits(tv, xdt))
+    else:
+        xv = _adversarial_ties(draw, xv, tv, xdt)
     lay = LAYOUTS_0D if not shp else LAYOUTS_ND
     return (Arr(xv, xdt, shp, draw(st.sampled_from(lay))),
             Arr(tv, tdt, shp, draw(st.sampled_from(lay))))
+
+
+# gaps between the positives and the negatives just below them, for the default deltas (1 for
+# AP, 0.5 for RS): the negatives sit a hair inside the positives' ramps, so the losses are tiny
+TRAINED_GAPS = (0.999999999, 1.0 - 2.0 ** -52, 1.0 - 2.0 ** -30, 0.4999999999,
+                0.5 - 2.0 ** -53, 0.9999, 1.9999999, 0.99999999999)
+
+
+@st.composite
+def trained_logits(draw, tv, dtype):
+    """A trained detector's logits: the positives clustered high, every negative just below
+    the lowest positive's ramp or far below (losses of 1e-10 and less, where only relative
+    accuracy means anything)."""
+    base = draw(st.sampled_from([0.0, 3.0, -7.25, 1e3, 0.1]))
+    gap = draw(st.sampled_from(TRAINED_GAPS))
+    xv = []
+    for t in tv:
+        if not isinstance(t, str) and t > 0:
+            xv.append(base + draw(st.sampled_from([0.0, 0.0, 0.25, 1.0, 2.0**-40])))
+        elif draw(st.integers(0, 2)) == 0:
+            xv.append(base - draw(st.sampled_from([10.0, 1e6, 3.0])))
+        else:
+            xv.append(base - gap - draw(st.sampled_from([0.0, 0.0, 2.0 ** -44, 1e-12])))
+    return _cast(xv, dtype) if dtype == "float32" else xv
 
 
 def _adversarial_ties(draw, xv, tv, dtype):
@@ -557,6 +585,11 @@ def gap_inputs(draw, max_cells=12):
               for v in lv]
         labels = Arr(lv, ldt, (n,), draw(st.sampled_from(("c", "ro", "list", "strided",
                                                           "rev"))))
+        if not wild and sdt == "float64" and shape == (n, C) and draw(st.integers(0, 4)) == 0:
+            # trained: each row's own class high, the rest a hair inside the ramps or far below
+            flat_t = [1.0 if 0 <= lv[e // C] < C and e % C == lv[e // C] else 0.0
+                      for e in range(n * C)]
+            scores = Arr(draw(trained_logits(flat_t, "float64")), sdt, shape, scores.layout)
     return scores, labels, C, wild
 
 
@@ -732,9 +765,8 @@ def _real_arg(good, bad=(NAN, INF, -INF), p_bad=0.15):
 def rngs(draw, torch_ok=False):
     k = draw(st.integers(0, 19))
     if k == 0:
-        return Rng(draw(st.sampled_from(["legacy", "int", "none"] + ([] if torch_ok else
-                                                                      ["torch"]))), 3)
-    if torch_ok and k < 6:
+        return Rng(draw(st.sampled_from(["legacy", "int", "none"])), 3)
+    if k < (6 if torch_ok else 3):  # rankref and rankref_gpu take a torch.Generator too
         return Rng("torch", draw(st.integers(0, 2**32)))
     return Rng("np", draw(st.integers(0, 2**32)))
 
