@@ -55,6 +55,17 @@ def exact_sum(xp, x, d):
     return s, xp.where(xp.isinf(s), 0.0, e)
 
 
+def sum3(xp, a, b, d):
+    """``(a - b) + d`` to a few ulps relative (two TwoSums, their errors added): the rounding
+    of ``a - b`` never cancels against ``d`` (issue 21: a window term near 0 is as exact as
+    one near 1).  +-inf beyond the float range."""
+    with np.errstate(all="ignore"):
+        s1, e1 = two_sum(a, -b)
+        s2, e2 = two_sum(s1, d)
+        out = s2 + (e1 + e2)
+    return xp.where(xp.isfinite(s2), out, xp.where(xp.isfinite(s1), s2, s1))
+
+
 def positions(xp, keys, ts, te):
     """``#{k : keys_k < T}`` for sorted float64 ``keys`` and exact thresholds ``T = ts + te``
     (``keys_k < T`` iff ``keys_k < ts`` or ``keys_k == ts`` and ``te > 0``)."""
@@ -132,7 +143,8 @@ class Tree:
         """Sums over the leaf ranges ``[lo, hi)`` (one per query).
 
         Returns ``(win, wsum, above)``, each (Q, m): ``win = sum_v O_v + W_v ((L_v - q) +
-        delta) / delta`` over the canonical nodes (twice the window sum of the relaxed step;
+        delta) / delta`` over the canonical nodes (twice the window sum of the relaxed step,
+        its numerator by :func:`sum3`;
         zero at delta = 0), ``wsum`` the sum of the weights over ``[lo, hi)`` (None unless
         ``weights``), and ``above`` the sum of the weights over ``[alo, ahi)`` (None when not
         asked for).  Each is a sum of non-negative terms in a fixed order (unit weights: the
@@ -147,7 +159,7 @@ class Tree:
                 nodes = self._nodes(lo[i0:i1], hi[i0:i1])
             if window:
                 with np.errstate(all="ignore"):  # inf only in nodes no window holds
-                    f = ((xp.take(self.L, nodes) - q[None, i0:i1]) + d) / d
+                    f = sum3(xp, xp.take(self.L, nodes), q[None, i0:i1], d) / d
             anodes = None
             if alo is not None and not self.unit:
                 anodes = self._nodes(alo[i0:i1], ahi[i0:i1])

@@ -60,24 +60,59 @@ def bad_targets(xp, t, binary):
     return t > 1
 
 
-def prepare_ranking(xp, logits, targets, delta, binary, func):
-    """rankref's front end on any namespace: ``(x, t, pos, shape, grad_dtype, d)``.
+def prepare_ranking(xp, logits, targets, delta, binary, func, with_ignored=False):
+    """rankref's front end on any namespace: ``(x, t, pos, shape, grad_dtype, d)``, and
+    whether some target is negative (ignored) as a last item with ``with_ignored``.
 
     Every logit is checked to be finite; errors name the entry rankref names (a bad target
     first, then the first non-finite logit of a positive, then the first non-finite logit).
-    Two device syncs: the validity flags, and the number of positives.
+    One device sync: the validity flags, the number of positives and the ignored flag, read
+    together (the flags from one min/max pass over the logits and one over the targets); the
+    positives are then gathered at a size known on the host.
     """
     d = check_delta(delta)
     x, shape, gdt = as_logits(logits, xp=xp)
     t = as_targets(targets, shape, xp=xp)
-    any_t, any_x = any_in_slices(xp, x.shape[0], lambda a, b: bad_targets(xp, t[a:b], binary),
-                                 lambda a, b: ~xp.isfinite(x[a:b]))
+    is_pos = t > 0
+    t_range = xp.aminmax(t) if t.shape[0] else None
+    ignored = t_range[0] < 0 if t_range is not None else xp.zeros((), dtype=bool)
+    any_t, any_x, count, any_ignored = xp.read_ints(
+        _bad_targets_flag(xp, t, binary, t_range), _nonfinite_flag(xp, x), xp.sum(is_pos),
+        ignored)
     if any_t:
         targets_error(t, first_true(xp, bad_targets(xp, t, binary)), binary, "targets", func)
-    pos = xp.flatnonzero(t > 0)
+    pos = xp.flatnonzero_sized(is_pos, count)
     if any_x:
         raise_nonfinite_found(xp, x, ~xp.isfinite(x), first=pos)
+    if with_ignored:
+        return x, t, pos, tuple(shape), gdt, d, bool(any_ignored)
     return x, t, pos, tuple(shape), gdt, d
+
+
+def _nonfinite_flag(xp, x):
+    """A 0-d flag: some logit is not finite (NaN propagates through min and max)."""
+    if x.shape[0] == 0:
+        return xp.zeros((), dtype=bool)
+    lo, hi = xp.aminmax(x)
+    return ~(xp.isfinite(lo) & xp.isfinite(hi))
+
+
+def _bad_targets_flag(xp, t, binary, t_range):
+    """A 0-d flag: some target breaks :func:`bad_targets`, from the targets' ``(min, max)``
+    (None when there are none) and, for binary float targets, whether a fractional part is
+    non-zero (in PASS_CHUNK slices)."""
+    if t_range is None:
+        return xp.zeros((), dtype=bool)
+    lo, hi = t_range
+    if xp.dtype_kind(t.dtype) != "f":
+        return (lo < -1) | (hi > 1) if binary else hi > 1
+    if not binary:  # NaN: not (NaN <= 1)
+        return ~(hi <= 1) | (lo == -np.inf)
+    flag = (lo < -1) | ~(hi <= 1)
+    step = _backend.PASS_CHUNK
+    for c0 in range(0, t.shape[0], step):  # frac(+-inf) and frac(NaN) are NaN: flagged
+        flag = flag | xp.any(xp.frac(t[c0:c0 + step]) != 0)
+    return flag
 
 
 def any_in_slices(xp, n, *mask_fns):

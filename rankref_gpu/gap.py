@@ -12,7 +12,7 @@ from ._engine import BucketEngine
 from ._mirror import LOSS_VALUES, mirror
 from ._pairs import step
 from .losses import sorted_positives
-from ._validation import EPS, grad_dtype, raise_nonfinite
+from ._validation import EPS, _nonfinite_flag, grad_dtype, raise_nonfinite_found
 
 __all__ = ["ClassCounts", "gap_loss"]
 
@@ -49,23 +49,30 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
     w = xp.asarray(w_host)
     x = xp.ascontiguousarray(s, dtype=grad_dtype(xp, s.dtype)).reshape(-1)
     gdt = x.dtype
-    fg_rows = xp.flatnonzero((y >= 0) & (y < C))
-    if fg_rows.shape[0] == 0:
-        raise_nonfinite(xp, x, "scores")
+    # one device sync: the number of foreground rows, of classes present and the finiteness
+    # flag, read together; the sizes of the gathers below are then known on the host
+    is_fg = (y >= 0) & (y < C)
+    hist = xp.count(xp.where(is_fg, y, C), C + 1)[:C]  # foreground rows per class
+    n_fg, k, any_x = xp.read_ints(xp.sum(hist), xp.sum(hist > 0), _nonfinite_flag(xp, x))
+    if n_fg == 0:
+        if any_x:
+            raise_nonfinite_found(xp, x, ~xp.isfinite(x), "scores")
         return GAPResult(xp.scalar(0.0), xp.scalar(0.0),
                          xp.zeros((n, C), dtype=gdt) if compute_grad else None, w)
+    fg_rows = xp.flatnonzero_sized(is_fg, n_fg)
     # positives sorted by class (stable), then by logit (stable), as rankref orders them
     cls_all = y[fg_rows]
     order = xp.argsort(cls_all)
     pos = fg_rows[order] * C + cls_all[order]
     cls = cls_all[order]
-    raise_nonfinite(xp, x, "scores", first=pos)  # rankref checks the positives first
-    present, _, size = xp.unique_sorted(cls)
-    k = present.shape[0]
+    if any_x:  # rankref checks the positives first
+        raise_nonfinite_found(xp, x, ~xp.isfinite(x), "scores", first=pos)
+    present = xp.flatnonzero_sized(hist > 0, k)
+    size = hist[present]
     grp = xp.searchsorted(present, cls)  # rank of the class among the classes present
     A = w[cls] / (size[grp] * k)
-    t = xp.zeros((n, C), dtype=np.int8)
-    t[y < 0] = -1
+    # -1 on the ignored rows (a broadcast product: no boolean indexing, no sync)
+    t = -(xp.reshape(xp.astype(y < 0, np.int8), (n, 1)) * xp.ones((1, C), dtype=np.int8))
     t = t.reshape(-1)
     t[pos] = 1
     if method == "dense":  # every negative against every positive (P launches, no P x N array)
@@ -84,7 +91,7 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
     else:
         pos, by_x, xq, d, sigma = sorted_positives(xp, x, pos, d)
         cls, grp, A = cls[by_x], grp[by_x], A[by_x]
-        engine = BucketEngine(xp, x, t, xq, d, sigma)
+        engine = BucketEngine(xp, x, t, xq, d, sigma, pos=pos)
         fp = engine.fp()
         if not exclude_foreground:
             fp = fp + _pairs.other_class_sums(xp, xq, grp, k, d)
@@ -94,21 +101,21 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
     loss, ranking_error = xp.scalar(xp.sum(A * lval)), xp.scalar(xp.mean(per_class))
     if not compute_grad:
         return GAPResult(loss, ranking_error, None, w)
-    grad = xp.zeros(n * C, dtype=gdt)
     gate = fp > EPS
     c = xp.where(gate, A / rank, 0.0)
-    if method == "dense":
-        acc = xp.zeros(negs.shape[0])
-        with np.errstate(over="ignore"):
-            for i in range(pos.shape[0]):
-                acc += step(xp, xn, xpos[i], d) * c[i]
-        grad[negs] = xp.astype(acc, gdt)
-    else:
-        engine.scatter(c, grad)
     pos_grad = xp.where(gate, -A * lval, 0.0)
-    if not exclude_foreground and method == "dense":
+    if method != "dense":  # the negatives and the positives in one write
+        if not exclude_foreground:
+            pos_grad = pos_grad + _pairs.other_class_scatter(xp, xq, grp, k, c, d)
+        grad = engine.gradient(c, gdt, at_pos=pos_grad)
+        return GAPResult(loss, ranking_error, grad.reshape(n, C), w)
+    grad = xp.zeros(n * C, dtype=gdt)
+    acc = xp.zeros(negs.shape[0])
+    with np.errstate(over="ignore"):
+        for i in range(pos.shape[0]):
+            acc += step(xp, xn, xpos[i], d) * c[i]
+    grad[negs] = xp.astype(acc, gdt)
+    if not exclude_foreground:
         pos_grad = pos_grad + _pairs.other_class_scatter_dense(xp, xpos, grp, c, d)
-    elif not exclude_foreground:
-        pos_grad = pos_grad + _pairs.other_class_scatter(xp, xq, grp, k, c, d)
     grad[pos] = xp.astype(pos_grad, gdt)
     return GAPResult(loss, ranking_error, grad.reshape(n, C), w)

@@ -24,10 +24,11 @@ def sorted_positives(xp, x, pos, d):
 
     Returns ``(pos, order, xq, d, sigma)``: ``pos`` sorted (``pos[order]`` of the input),
     ``xq`` their logits as float64 times sigma, ``d`` times sigma."""
-    order = xp.argsort(x[pos])
+    xpos = x[pos]  # one gather of the positives' logits
+    order = xp.argsort(xpos)
     pos = pos[order]
     sigma = scale_for_delta(d)
-    xq = xp.astype(x[pos], np.float64)
+    xq = xp.astype(xpos[order], np.float64)
     if sigma != 1.0:
         xq = xq * sigma
     return pos, order, xq, d * sigma, sigma
@@ -48,8 +49,8 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
     check_method(method, ("bucketed", "dense", "brs"), "rank_sort_loss")
     compute_grad = check_flag(compute_grad, "compute_grad")
     xp = namespace(logits, targets)
-    x, t, pos, shape, gdt, d = prepare_ranking(xp, logits, targets, delta, False,
-                                               "rank_sort_loss")
+    x, t, pos, shape, gdt, d, ignored = prepare_ranking(xp, logits, targets, delta, False,
+                                                        "rank_sort_loss", with_ignored=True)
     n = x.shape[0]
     Z = pos.shape[0]
     if Z == 0:
@@ -73,7 +74,7 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
     qs = quality_scale(tp, xp)  # tiny IoUs: the sorting terms of the qualities times qs
     terms = _pairs.rs_terms(xp, xq, tp * qs, d, groups)  # (exact: a power of two)
     if method == "bucketed":
-        engine = BucketEngine(xp, x, t, xq, d, sigma)
+        engine = BucketEngine(xp, x, t, xq, d, sigma, pos=pos, ignored=ignored)
         fp = engine.fp()
     else:
         runs, nz, fp = _brs_fp(xp, x, t, xq, d, sigma)
@@ -81,23 +82,27 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
         re = fp / (terms[:, 0] + fp)
         se = sorting_error(terms, xp) / qs
         return RankSortResult(xp.scalar(xp.mean(re)), xp.scalar(xp.mean(se)), None, None, None)
-    ranking_grad = xp.zeros(n, dtype=gdt)
-    grad = xp.zeros(n, dtype=gdt)
-    sorting_grad = xp.zeros(n, dtype=gdt)
-
     def scatter(xq_, tp_, w, dd):
         return _pairs.rs_sorting_scatter(xp, xq_, tp_, w, dd, groups)
 
     re, se, r_pos, s_pos, c = _rs_coefficients(fp, terms, xq, tp, d, Z, method == "brs",
                                                scatter, xp, qs)
-    if method == "bucketed":
-        engine.scatter(c, ranking_grad, grad)
-    else:
-        per_member = xp.zeros(runs["counts"].shape[0])
-        per_member[nz] = _pairs.prototype_grad(xp, runs["means"][nz], xq, c, d)
-        g = xp.astype(per_member[runs["ids_rel"]], gdt)
-        ranking_grad[runs["rel"]] = g
-        grad[runs["rel"]] = g
+    if method == "bucketed":  # each gradient written once, the positives in the same pass
+        ranking_grad = engine.gradient(c, gdt, at_pos=r_pos)
+        sorting_grad = engine.at_positives(s_pos, gdt)
+        grad = ranking_grad + sorting_grad
+        return RankSortResult(
+            xp.scalar(xp.mean(re)), xp.scalar(xp.mean(se)), ranking_grad.reshape(shape),
+            sorting_grad.reshape(shape), grad.reshape(shape),
+        )
+    ranking_grad = xp.zeros(n, dtype=gdt)
+    grad = xp.zeros(n, dtype=gdt)
+    sorting_grad = xp.zeros(n, dtype=gdt)
+    per_member = xp.zeros(runs["counts"].shape[0])  # BRS: one gradient per run
+    per_member[nz] = _pairs.prototype_grad(xp, runs["means"][nz], xq, c, d)
+    g = xp.astype(per_member[runs["ids_rel"]], gdt)
+    ranking_grad[runs["rel"]] = g
+    grad[runs["rel"]] = g
     ranking_grad[pos] = xp.astype(r_pos, gdt)
     sorting_grad[pos] = xp.astype(s_pos, gdt)
     grad[pos] = ranking_grad[pos] + sorting_grad[pos]
@@ -119,7 +124,8 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
         )
     check_method(method, ("bucketed", "dense"), "ap_loss")
     xp = namespace(logits, targets)
-    x, t, pos, shape, gdt, d = prepare_ranking(xp, logits, targets, delta, True, "ap_loss")
+    x, t, pos, shape, gdt, d, ignored = prepare_ranking(xp, logits, targets, delta, True,
+                                                        "ap_loss", with_ignored=True)
     n = x.shape[0]
     Z = pos.shape[0]
     if Z == 0:
@@ -129,7 +135,7 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
         return APLossResult(xp.scalar(loss),
                             xp.astype(g, gdt).reshape(shape) if compute_grad else None)
     pos, _, xq, d, sigma = sorted_positives(xp, x, pos, d)
-    engine = BucketEngine(xp, x, t, xq, d, sigma)
+    engine = BucketEngine(xp, x, t, xq, d, sigma, pos=pos, ignored=ignored)
     fp = engine.fp()
     # the self term counts 1: remove H(0) from the static sum
     rank_pos = 1.0 + (_pairs.rank_pos(xp, xq, d) - (0.5 if d > 0 else 1.0))
@@ -138,7 +144,5 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
     e = -xp.cummax(-err) if interpolate else err
     if not compute_grad:
         return APLossResult(xp.scalar(xp.mean(e)), None)
-    grad = xp.zeros(n, dtype=gdt)
-    engine.scatter(ap_coefficients(err, e, rank, Z, xp), grad)
-    grad[pos] = xp.astype(-e / Z, gdt)
+    grad = engine.gradient(ap_coefficients(err, e, rank, Z, xp), gdt, at_pos=-e / Z)
     return APLossResult(xp.scalar(xp.mean(e)), grad.reshape(shape))

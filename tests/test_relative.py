@@ -19,20 +19,11 @@ import _fuzz_exact as ex
 import rankref
 import rankref_gpu
 from _backends import be  # noqa: F401  (fixture)
-from rankref_gpu import _tree
 from test_gpu_exact_delta import pairs_path
 
 ULP = 2.0 ** -53
 
-# rankref_gpu's window sums (rankref_gpu/_tree.py, Tree.query) form (L - q) + delta; until it
-# is formed to a few ulps relative (a ``sum3`` there, as rankref's kernels do) they are exact to
-# a few ulps of 1 only, not relative
-TREE_RELATIVE = hasattr(_tree, "sum3")
-PKGS = [pytest.param(rankref, id="rankref"),
-        pytest.param(rankref_gpu, id="rankref_gpu",
-                     marks=pytest.mark.xfail(not TREE_RELATIVE, strict=False,
-                                             reason="needs the rankref_gpu/_tree.py patch "
-                                                    "of issue 21"))]
+PKGS = [pytest.param(rankref, id="rankref"), pytest.param(rankref_gpu, id="rankref_gpu")]
 
 
 def _rel(n):
@@ -158,8 +149,6 @@ def test_rs_trained_regime_and_tiny_qualities_relative(pkg, prob):
         _check_rs(pkg.rank_sort_loss(x, t, d, method), x, t, d)
 
 
-@pytest.mark.xfail(not TREE_RELATIVE, strict=False, reason="needs the rankref_gpu/_tree.py "
-                                                           "patch of issue 21")
 @settings(max_examples=30, deadline=None)
 @given(prob=trained(binary=False))
 def test_rs_tree_path_relative(prob):
