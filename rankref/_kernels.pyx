@@ -1,7 +1,7 @@
 # Private Cython kernels of rankref.
 #
 # Every argument is validated and coerced (dtype, C-contiguity, lengths, finiteness, sorted
-# breakpoints) by the Python layer before a kernel is called: bounds checks are off.
+# thresholds) by the Python layer before a kernel is called: bounds checks are off.
 # Accumulation is in float64.  Results never depend on the number of threads: ``prange`` is
 # used only where each iteration writes its own output, and histograms are built per fixed
 # segment (a function of the input size only) and merged in order.

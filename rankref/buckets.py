@@ -1,4 +1,4 @@
-"""Bucket structures: rankref's exact breakpoint buckets and the runs of the published BRS."""
+"""Bucket structures: rankref's exact threshold buckets and the runs of the published BRS."""
 from typing import NamedTuple
 
 import numpy as np
@@ -14,16 +14,16 @@ class Buckets(NamedTuple):
 
     Bucket ``b`` covers ``[edges[b-1], edges[b])``, read with ``edges[-1] = -inf`` and
     ``edges[len(edges)] = +inf``: there are ``len(edges) + 1`` buckets, numbered from the lowest
-    score up.  Bucket 0 holds the negatives below every breakpoint: they can never be ranked
-    above a positive and receive no gradient.  For ``kind="exact"`` a breakpoint is an exact
+    score up.  Bucket 0 holds the negatives below every threshold: they can never be ranked
+    above a positive and receive no gradient.  For ``kind="exact"`` a threshold is an exact
     threshold ``x_i - delta`` or ``x_i + delta``, which a float may not hold, and ``edges`` holds
-    the smallest float at or above it: a logit v lies at or above the breakpoint exactly when
+    the smallest float at or above it: a logit v lies at or above the threshold exactly when
     ``v >= edges[k]`` (:ref:`design-buckets`).
 
     Attributes
     ----------
     edges : ndarray of float64, shape ``(M,)``
-        The sorted breakpoints (for ``kind="exact"``, the smallest floats at or above the exact
+        The sorted thresholds (for ``kind="exact"``, the smallest floats at or above the exact
         thresholds); ``M <= 2P``.
     bucket : ndarray of int64, the logits' shape
         The bucket of every entry, in ``[0, M]``; -1 for entries that are not negatives
@@ -156,9 +156,9 @@ def _member_sums(x, bucket, counts, edges):
 def make_buckets(logits, targets, delta=0.5, kind="exact"):
     r"""Group the negatives into buckets, as the bucketed losses see them.
 
-    ``kind="exact"`` (rankref's bucket engine, :ref:`design-buckets`): the breakpoints are the
+    ``kind="exact"`` (rankref's bucket engine, :ref:`design-buckets`): the thresholds are the
     thresholds ``sorted({x_i - delta, x_i + delta : i in P})`` (``{x_i}`` at ``delta = 0``), at
-    most ``2P`` of them, kept as exact real numbers.  Between two consecutive breakpoints
+    most ``2P`` of them, kept as exact real numbers.  Between two consecutive thresholds
     ``H(x_j - x_i)`` is 0, 1 or affine in ``x_j`` for *every* positive, so a bucket's count and
     sum make FP and the gradient exact for every delta.  A negative's bucket is the number of
     exact thresholds at or below it; so at ``delta = 0`` a negative equal to a positive lands
@@ -186,7 +186,7 @@ def make_buckets(logits, targets, delta=0.5, kind="exact"):
 
     Examples
     --------
-    One positive at 1.0 and four negatives; the exact breakpoints are 0.5 and 1.5:
+    One positive at 1.0 and four negatives; the exact thresholds are 0.5 and 1.5:
 
     >>> import rankref
     >>> logits = [2.0, 1.0, 0.9, 1.6, -3.0]

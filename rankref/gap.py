@@ -59,7 +59,8 @@ class ClassCounts:
 
     Notes
     -----
-    The official ROG code keeps these counts per GPU.  :meth:`merge` (or ``+``) sums counts
+    The official ROG code keeps these counts per GPU.
+    :meth:`~rankref.ClassCounts.merge` (or ``+``) sums counts
     across workers, and ``rankref.torch.GAPLoss`` all-reduces them, so every worker can hold the
     global statistic.  The counts are float64: :meth:`update` refuses to raise a count above
     2**53 (beyond it float64 cannot count one by one), and a merge whose sum is beyond the float
@@ -399,7 +400,9 @@ def gap_loss(scores, labels, counts, delta=0.5, gamma=1.0, method="bucketed",
     ``FP > 1e-10``; normalisation ``omega_m / (|P(m)| |Chat|)``.  The weight lambda of Eq. 10 is
     left to the caller (the official head uses 0.1).  Differences: with no foreground in the
     batch the official head skips the call, while rankref returns a zero loss and gradient; the
-    counts may be synchronised across workers (see :class:`ClassCounts`).
+    counts may be synchronised across workers (see :class:`ClassCounts`).  The official code has
+    no ignore label: it reads a row labelled ``-1`` as a positive of class ``C - 1``; rankref
+    ignores such rows.
 
     Examples
     --------

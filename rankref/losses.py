@@ -228,8 +228,10 @@ def rank_sort_loss(logits, targets, delta=0.5, method="bucketed", *, compute_gra
 
     Notes
     -----
-    Differences from the official ``RankSort``: with no positive the official code crashes;
-    rankref returns zero losses and zero gradients.  With no relevant negative the ranking loss
+    Differences from the official ``RankSort``: with no positive the RS repository's code raises
+    (``torch.min`` of an empty tensor) and the BRS repository's returns zeros (it also receives
+    its heads' delta in ``loss_weight`` and runs at 0.5); rankref returns zero losses and zero
+    gradients.  With no relevant negative the ranking loss
     is 0 and the sorting part is still computed.  Ignored entries get exactly 0.  The official
     backward puts ``ranking_grad + sorting_grad`` on the ranking output only; here both are
     returned (``rankref.torch`` attaches each to its own output).
@@ -367,7 +369,8 @@ def ap_loss(logits, targets, delta=1.0, interpolate=True, method="bucketed", *,
     minimum), never as ``1 - prec``: a small loss (a trained detector's) is as exact as a large
     one, to a few ulps relative, and the updates sum to zero up to round-off of their own size
     (:ref:`numeric-ranges`).
-    The official code crashes without positives; rankref returns loss 0 and a zero gradient.
+    Without positives the RS and aLRP repositories' ``APLoss`` raises and the BRS repository's
+    and AP-Loss's ``AP_loss`` return zeros; rankref returns loss 0 and a zero gradient.
     At ``delta = 0`` the official clamp divides by zero; rankref uses the exact step.
     ``method="bucketed"`` is exact for every delta in O(N + P log P) (:ref:`design-buckets`).
 

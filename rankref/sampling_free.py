@@ -132,7 +132,7 @@ class ForegroundPrior(NamedTuple):
 
 
 def foreground_prior(label_batches):
-    """Count the foreground and all samples over batches of labels, for :func:`optimal_bias`.
+    """Count the foreground and all samples over batches of labels, for :func:`~rankref.optimal_bias`.
 
     Accumulates ``N^f`` and ``N`` over an iterable of anchor label arrays:
     ``optimal_bias(*foreground_prior(batches), num_classes=C)``.  Labels ``>= 1`` are

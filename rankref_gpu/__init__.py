@@ -2,9 +2,9 @@
 """rankref_gpu: rankref's public API on NumPy arrays, CuPy arrays and torch tensors.
 
 The same function names, signatures, defaults, return types and errors as :mod:`rankref`,
-built from array primitives only (sort of the 2P breakpoints, ``searchsorted``, per-bucket
+built from array primitives only (sort of the 2P thresholds, ``searchsorted``, per-bucket
 sums, ``cumsum``, gathers, ``where``) through a small namespace layer
-(:mod:`rankref_gpu._backend`).
+(``rankref_gpu._backend``).
 
 **What runs where.**  Each call runs on the library and device of its array inputs: the first
 torch tensor or CuPy array among them decides, other inputs (lists, NumPy arrays) are copied to
