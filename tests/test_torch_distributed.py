@@ -217,16 +217,14 @@ def test_bad_input_on_one_rank_raises_on_every_rank(results):
     assert "rank(s) [0]" in str(results[1]["update_error"])
 
 
-def test_gather_without_process_group_warns_once(monkeypatch):
-    from rankref.torch import _distributed
-
-    monkeypatch.setattr(_distributed, "_warned_local", False)
+def test_gather_without_process_group_ranks_locally_without_a_warning():
+    # one process: its batch is the whole batch, there is nothing to gather and nothing to say
     x, t = torch.randn(30), (torch.rand(30) < 0.2).float()
-    with pytest.warns(RuntimeWarning, match="no torch.distributed process group"):
-        r, s = rt.RankSortLoss(gather=True)(x, t)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        r, s = rt.RankSortLoss(gather=True)(x, t)
         r2, s2 = rt.RankSortLoss(gather=True)(x, t)
         rt.APLoss(gather=True)(x, t)
+        rt.GAPLoss(2, gather=True)(torch.randn(5, 2), torch.tensor([0, 1, 2, 2, 0]))
     local = rt.RankSortLoss()(x, t)
     assert (r.item(), s.item()) == (r2.item(), s2.item()) == (local[0].item(), local[1].item())

@@ -10,6 +10,10 @@ torch = pytest.importorskip("torch")
 import rankref as rr  # noqa: E402
 import rankref.torch as rt  # noqa: E402
 
+from rankref.torch import _registry  # noqa: E402
+from rankref.torch._registry import (MMDetAPLoss, MMDetGAPLoss, MMDetRankSortLoss,  # noqa: E402
+                                     MMDetRoIRankSortLoss)
+
 from _torch_helpers import assert_backend_equal  # noqa: E402
 
 
@@ -217,7 +221,8 @@ def test_register_in_an_mmengine_registry():
     models = Registry("model", scope="rankref_test")
     names = rt.register_mmdet(models)
     assert set(names) == {"RankRefRankSortLoss", "RankRefAPLoss", "RankRefGAPLoss",
-                          "RankRefBalancedL1Loss", "RankRefLGRCrossEntropyLoss"}
+                          "RankRefRoIRankSortLoss", "RankRefBalancedL1Loss",
+                          "RankRefLGRCrossEntropyLoss"}
     assert rt.register_mmdet(models) == names  # again: harmless
     loss = models.build(dict(type="RankRefRankSortLoss", use_sigmoid=True, loss_weight=1.0))
     assert isinstance(loss, rt.RankSortLoss)
@@ -231,7 +236,8 @@ def test_register_in_an_mmengine_registry():
     assert out.shape == ()
     plain = Registry("model2", scope="rankref_test")
     rt.register_mmdet(plain, prefix="")
-    assert plain.get("RankSortLoss") is rt.RankSortLoss
+    assert plain.get("RankSortLoss") is MMDetRankSortLoss
+    assert plain.get("BalancedL1Loss") is rt.BalancedL1Loss
 
 
 @needs_mmengine
@@ -246,6 +252,7 @@ def test_register_refuses_a_taken_name():
 
     with pytest.raises(ValueError, match="BalancedL1Loss is already registered"):
         rt.register_mmdet(models, prefix="")
+    assert "RankSortLoss" not in models.module_dict  # a refused call registers nothing
     with pytest.raises(ValueError, match="prefix"):
         rt.register_mmdet(models, prefix="not a name")
     with pytest.raises(TypeError, match="registry"):
@@ -261,3 +268,112 @@ def test_register_without_mmdet_says_what_to_do():
     else:
         names = rt.register_mmdet()
         assert "RankRefRankSortLoss" in names
+
+
+# ------------------------------------------------------------------ the mmdetection forms
+
+def test_mmdet_forms_compute_the_same_loss():
+    x, labels, scores, weight = _gfl_batch(8)
+    xt, y, q, w = (torch.tensor(x), torch.tensor(labels), torch.tensor(scores),
+                   torch.tensor(weight))
+    assert MMDetRankSortLoss()(xt, (y, q), w).item() == rt.RankSortLoss()(xt, (y, q), w).item()
+    assert MMDetAPLoss()(xt, y, w).item() == rt.APLoss()(xt, y, w).item()
+    assert (MMDetGAPLoss(5)(xt, y, w).item() == rt.GAPLoss(5)(xt, y, w).item())
+    r, s = MMDetRankSortLoss()(xt, torch.tensor(_rs_targets(labels, scores, None, 5)))
+    assert r.shape == s.shape == ()  # the rankref call is unchanged
+
+
+def test_rank_sort_labels_only_names_the_heads_that_compute_qualities():
+    x, labels, _, _ = _gfl_batch(9, n=40)
+    for cls in (MMDetRankSortLoss, MMDetRoIRankSortLoss):
+        with pytest.raises(ValueError, match=r"needs the target \(labels, scores\).*labels only "
+                                             r"\(shape \(40,\)\).*RankRefRSATSSHead.*"
+                                             r"RankRefRSShared2FCBBoxHead.*RankRefAPLoss"):
+            cls()(torch.tensor(x), torch.tensor(labels))
+
+
+def _split_levels(x, labels, scores, weight, cut):
+    return [(torch.tensor(x[a:b]), torch.tensor(labels[a:b]), torch.tensor(scores[a:b]),
+             torch.tensor(weight[a:b])) for a, b in zip((0,) + cut, cut + (len(labels),))]
+
+
+@pytest.mark.parametrize("cls", [MMDetRankSortLoss, MMDetAPLoss])
+def test_part_of_the_positives_warns_once(monkeypatch, cls):
+    import warnings
+
+    monkeypatch.setattr(_registry, "_warned_per_level", False)
+    x, labels, scores, weight = _gfl_batch(10, n=300, pos=0.1)
+    weight[:] = 1
+    P = int((labels < 5).sum())
+    levels = _split_levels(x, labels, scores, weight, (200, 280))
+    loss = cls()
+
+    def call(xl, yl, ql, wl, avg):
+        return loss(xl, (yl, ql), weight=wl, avg_factor=avg)
+
+    with warnings.catch_warnings():  # the whole batch: no warning
+        warnings.simplefilter("error")
+        call(torch.tensor(x), torch.tensor(labels), torch.tensor(scores), torch.tensor(weight),
+             float(P))
+        call(*levels[0][:2], levels[0][2], levels[0][3], None)  # no avg_factor: nothing known
+        # a batch without positives: mmdetection clamps avg_factor to 1
+        call(*levels[0][:2], torch.zeros(200), levels[0][3], None)
+        bg = torch.full((50,), 5)
+        call(torch.randn(50, 5), bg, torch.zeros(50), torch.ones(50), 1.0)
+    with pytest.warns(RuntimeWarning, match=r"sees \d+ positive\(s\) but avg_factor=%d" % P):
+        call(*levels[0], torch.tensor(float(P)))
+    with warnings.catch_warnings():  # once only
+        warnings.simplefilter("error")
+        for lv in levels:
+            call(*lv, float(P))
+
+
+def test_a_level_without_positives_warns(monkeypatch):
+    monkeypatch.setattr(_registry, "_warned_per_level", False)
+    with pytest.warns(RuntimeWarning, match="once per FPN level"):
+        MMDetRankSortLoss()(torch.randn(20, 3), (torch.full((20,), 3), torch.zeros(20)),
+                            avg_factor=4.0)
+
+
+def test_ignored_positives_are_not_counted(monkeypatch):
+    monkeypatch.setattr(_registry, "_warned_per_level", False)
+    y = torch.tensor([0, 1, 3, 3])
+    w = torch.tensor([1.0, 0.0, 1.0, 1.0])
+    with pytest.warns(RuntimeWarning, match="sees 1 positive"):
+        MMDetAPLoss()(torch.randn(4, 3), y, weight=w, avg_factor=2.0)
+    monkeypatch.setattr(_registry, "_warned_per_level", False)
+    w2 = torch.ones(4, 3)
+    w2[1, 1] = 0  # per entry: the positive entry of row 1 is ignored
+    with pytest.warns(RuntimeWarning, match="sees 1 positive"):
+        MMDetAPLoss()(torch.randn(4, 3), y, weight=w2, avg_factor=2.0)
+
+
+def test_bbox_head_hooks():
+    gap = MMDetGAPLoss(3)
+    assert gap.custom_cls_channels and gap.custom_activation and gap.custom_accuracy
+    assert gap.get_cls_channels(3) == 3
+    with pytest.raises(ValueError, match="num_classes=3 but its bbox head has num_classes=4"):
+        gap.get_cls_channels(4)
+    logits = torch.tensor([[2.0, -1.0, 0.0], [0.0, 0.5, 3.0], [1.0, 0.0, 0.0]])
+    act = gap.get_activation(logits)
+    assert act.shape == (3, 4)
+    assert torch.equal(act[:, :3], logits.sigmoid()) and not act[:, 3].any()
+    acc = gap.get_accuracy(logits, torch.tensor([0, 1, 3]))  # RoI 2 is background
+    assert acc["acc_fg"].item() == 50.0
+    assert gap.get_accuracy(logits, torch.full((3,), 3))["acc_fg"].item() == 0.0
+    roi = MMDetRoIRankSortLoss()
+    assert roi.get_cls_channels(7) == 7 and roi.custom_cls_channels
+    # the dense-head losses have no hooks (a dense head expects C columns from get_activation)
+    assert not hasattr(MMDetRankSortLoss(), "custom_cls_channels")
+    assert not hasattr(MMDetAPLoss(), "custom_cls_channels")
+
+
+def test_import_rankref_torch_does_not_import_mmdet():
+    import subprocess
+    import sys
+
+    code = ("import sys, rankref.torch as rt; rt.register_mmdet; "
+            "print(any(m.split('.')[0] in ('mmdet', 'mmcv') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"

@@ -138,7 +138,10 @@ def _first(mask):
 # ------------------------------------------------------------------------------ value checks
 
 def _check_weight_values(weight, name="weight"):
-    bad = _first(~((weight == 0) | (weight == 1)))
+    mask = ~((weight == 0) | (weight == 1))
+    if not bool(mask.any()):  # one flag read; the entry is located only on error
+        return
+    bad = _first(mask)
     if bad >= 0:
         raise ValueError(
             f"{name} must hold 0 (ignored) or 1 (used) for a ranking loss, which has no "
@@ -198,9 +201,7 @@ def _gather_flat(x, t, gather, what, binary):
     """Flat logits and targets of every rank (``gather=True``), or this rank's own."""
     if not gather:
         return x, t, None, 1
-    if not _distributed.active():
-        if not torch.distributed.is_available() or not torch.distributed.is_initialized():
-            _distributed.warn_local(what)
+    if not _distributed.active():  # one process: its batch is the whole batch
         return x, t, None, 1
     xf, tf = x.reshape(-1), t.reshape(-1)
     err = _ranking_error(xf, tf, binary)
@@ -228,6 +229,9 @@ def _check_scaled(losses, gdt, scale):
     """Refuse an avg_factor so small that the normalised loss is beyond the loss dtype's
     range (one host read; only when avg_factor is given)."""
     top = torch.finfo(gdt).max
+    bad = torch.stack([~torch.isfinite(v) | (v.abs() > top) for v in losses])
+    if not bool(bad.any()):  # one read for all the losses
+        return
     for v in losses:
         if not bool(torch.isfinite(v)) or float(v.abs()) > top:
             raise ValueError(
@@ -371,16 +375,16 @@ def gap_op(scores: Tensor, labels: Tensor, weight: Optional[Tensor], counts: Opt
             y = torch.where(weight.reshape(-1) == 0, torch.full_like(y, -1), y)
         sync = update_counts and sync_counts and _distributed.active()
         gathering = gather and _distributed.active()
-        if gather and not gathering and not (torch.distributed.is_available()
-                                             and torch.distributed.is_initialized()):
-            _distributed.warn_local("GAPLoss")
         if sync or gathering:
             sizes, dtypes = _distributed.agree(_gap_error(s, y, C), dev, n, C, (s.dtype,))
         if counts is None:
             new_counts = torch.empty((0,), dtype=torch.int64, device=dev)
         elif update_counts:
             # labels outside [-1, C] are refused below, by the backend; bounded bins here
-            hist = torch.bincount(torch.where((y >= 0) & (y < C), y, C), minlength=C + 1)[:C]
+            # (index_add_, not bincount: no read of the labels' maximum on the host)
+            idx = torch.where((y >= 0) & (y < C), y, C)
+            hist = torch.zeros(C + 1, dtype=torch.int64, device=dev).index_add_(
+                0, idx, torch.ones_like(idx))[:C]
             hist = hist.to(counts.dtype)
             if sync:
                 _distributed.all_reduce_sum(hist)

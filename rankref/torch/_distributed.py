@@ -9,9 +9,11 @@ dimension and the dtypes of its tensors.  So
 * tensors are cast to one dtype agreed by all ranks (``torch.promote_types`` of theirs) before
   they are gathered, so ranks may hold targets of different dtypes;
 * batches of different sizes are padded to the largest and cut back after gathering.
+
+Without a process group of more than one process nothing is gathered, and nothing is said: the
+process's batch is the whole batch, so ``gather=True`` computes the gathered loss.
 """
 import functools
-import warnings
 
 import torch
 import torch.distributed as dist
@@ -22,23 +24,11 @@ __all__ = []
 _DTYPES = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
            torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _CODE = {d: i for i, d in enumerate(_DTYPES)}
-_warned_local = False
 
 
 def active():
     """True when a process group of more than one process is initialised."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def warn_local(what):
-    """``gather=True`` without a process group: say once that the call ranks locally."""
-    global _warned_local
-    if not _warned_local:
-        _warned_local = True
-        warnings.warn(
-            f"rankref.torch: {what}(gather=True) ranks this process's batch only, because no "
-            f"torch.distributed process group (of more than one process) is initialised. "
-            f"This warning is shown once.", RuntimeWarning, stacklevel=2)
 
 
 def _exchange(values, device):

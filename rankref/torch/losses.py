@@ -169,7 +169,8 @@ class RankSortLoss(nn.Module):
         own entries times the world size, so DDP's gradient averaging gives the one-process
         gradient: training does not depend on the number of GPUs (the official loss ranks per
         GPU).  Batches may differ in size and target dtype across ranks.  Without an initialised
-        process group the call ranks locally and warns once.  With ``avg_factor``, pass the
+        process group of more than one process the call ranks this process's batch, the whole
+        batch (no warning).  With ``avg_factor``, pass the
         global normaliser (e.g. the all-reduced *sum* of positives, not mmdetection's
         per-GPU mean).
     use_sigmoid : True
