@@ -52,7 +52,7 @@ def _openmp_flags():
                 [cc, "-fopenmp", c_file, "-o", os.path.join(tmp, "probe")],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                timeout=120,
+                timeout=600,  # a hang watchdog: a busy machine must not lose OpenMP
             )
         except (OSError, subprocess.SubprocessError):
             return [], []

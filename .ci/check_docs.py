@@ -2,12 +2,13 @@
 is served from the build itself, and report how long each gallery example ran.
 
 Usage: python .ci/check_docs.py [docs/_build/html] [--examples docs/auto_examples]
-                                [--budget 5] [--limit 10]
+                                [--budget 5]
 
 Fails (exit 1) when a page loads a script, a stylesheet, a font, an image or a frame from an
 absolute http(s) or protocol-relative URL (links a reader clicks are fine), when a stylesheet
-imports one, when a page with maths does not load a MathJax that lies in the build, or when an
-example ran longer than ``--limit`` seconds.  Examples over ``--budget`` seconds are reported.
+imports one, or when a page with maths does not load a MathJax that lies in the build.
+The running time of each gallery example is reported, those over ``--budget`` seconds marked:
+a time is never a failure (a busy machine makes every example slow).
 """
 import argparse
 import os
@@ -119,10 +120,8 @@ def main(argv=None):
     parser.add_argument("--examples", default="docs/auto_examples",
                         help="sphinx-gallery's generated pages, with the running times")
     parser.add_argument("--budget", type=float, default=5.0,
-                        help="seconds an example should take (reported when exceeded)")
-    parser.add_argument("--limit", type=float, default=10.0,
-                        help="seconds past which an example fails the check (the budget with "
-                             "room for a loaded machine)")
+                        help="seconds an example should take on an idle machine (marked in "
+                             "the report when exceeded; never a failure)")
     args = parser.parse_args(argv)
     problems, pages, math_pages = check_html(args.html)
     print(f"check_docs: {pages} pages, {math_pages} with maths, "
@@ -131,13 +130,11 @@ def main(argv=None):
         print("  " + p)
     if os.path.isdir(args.examples):
         times = example_times(args.examples)
-        print(f"example running times (budget {args.budget:g} s, limit {args.limit:g} s):")
+        print(f"example running times (reported, never a failure; budget {args.budget:g} s on "
+              "an idle machine):")
         for name, sec in sorted(times.items(), key=lambda kv: -kv[1]):
-            flag = "  OVER THE LIMIT" if sec > args.limit else (
-                "  over budget" if sec > args.budget else "")
+            flag = "  over budget" if sec > args.budget else ""
             print(f"  {sec:7.2f} s  {name}{flag}")
-            if sec > args.limit:
-                problems.append(f"{name} ran {sec:.1f} s (limit {args.limit:g} s)")
     return 1 if problems else 0
 
 

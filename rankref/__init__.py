@@ -64,10 +64,15 @@ __all__ = [
 ]
 
 
+# Sub-modules imported on first use: ``import rankref`` stays light and never needs torch.
+#   rankref.torch       the PyTorch losses and modules (needs torch)
+#   rankref.crosscheck  auditing another implementation (``rankref crosscheck``)
+_LAZY_SUBMODULES = ("torch", "crosscheck")
+
+
 def __getattr__(name):
-    # ``rankref.torch`` is imported on first use, so ``import rankref`` never needs torch
-    if name == "torch":
+    if name in _LAZY_SUBMODULES:
         import importlib
 
-        return importlib.import_module("rankref.torch")
+        return importlib.import_module(f"rankref.{name}")
     raise AttributeError(f"module 'rankref' has no attribute {name!r}")

@@ -164,22 +164,69 @@ def plot_demo(path="rankref-demo.png", num_anchors=4000, num_classes=80, num_pos
     return path
 
 
-def _need_matplotlib():
+MATPLOTLIB_HINT = ("--plot needs matplotlib: pip install matplotlib (or, in the rankref source "
+                   "folder, pip install \".[docs]\")")
+
+
+def _need_matplotlib(parser):
+    """Stop with a usage error when matplotlib is missing (before any work starts)."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise SystemExit("--plot needs matplotlib: pip install 'rankref[docs]' (or matplotlib)")
+        parser.error(MATPLOTLIB_HINT)
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
-        argv = ["demo"] + argv  # python -m rankref [options] runs the demo
+def _check_plot_path(parser, path):
+    """Stop with a usage error, before any work starts, when the PNG cannot be written to
+    ``path``: a missing or unwritable folder, a folder in its place, or a format matplotlib
+    does not write."""
+    import os
+
+    from matplotlib.figure import Figure
+
+    folder = os.path.dirname(os.path.abspath(path))
+    fix = "choose another OUT.png"
+    if os.path.isdir(path):
+        parser.error(f"argument --plot: {path!r} is a folder; give a file name, e.g. "
+                     f"{os.path.join(path, 'out.png')!r}")
+    if not os.path.isdir(folder):
+        parser.error(f"argument --plot: the folder {folder!r} does not exist; create it or "
+                     f"{fix}")
+    if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(path)
+                                                     and not os.access(path, os.W_OK)):
+        parser.error(f"argument --plot: cannot write {path!r} (permission denied); {fix}")
+    ext = os.path.splitext(path)[1][1:].lower()
+    formats = Figure().canvas.get_supported_filetypes()
+    if ext and ext not in formats:
+        parser.error(f"argument --plot: matplotlib cannot write .{ext} files; use one of "
+                     f"{', '.join('.' + f for f in sorted(formats))} (e.g. OUT.png)")
+
+
+def _check_plot(parser, path):
+    if path is not None:
+        _need_matplotlib(parser)
+        _check_plot_path(parser, path)
+
+
+def _save_plot(draw, path, *args, **kwargs):
+    """Draw and save the plot; a failed write (a full disk) is one line on stderr, exit 1."""
+    try:
+        return draw(path, *args, **kwargs)
+    except OSError as exc:
+        raise SystemExit(f"rankref: cannot write the plot {path!r}: {exc}") from None
+
+
+MAX_DEMO_ENTRIES = 2**31 - 1  # logits of the demo's batch (anchors x classes)
+MAX_THREADS = 1024  # --threads of bench
+
+
+def build_parser():
+    """The ``rankref`` argument parser: ``(parser, {command: sub-parser})``."""
     parser = argparse.ArgumentParser(prog="rankref", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = demo_parser = sub.add_parser(
+    p = sub.add_parser(
         "demo", help="dense, bucketed and BRS agree on a synthetic batch",
         formatter_class=_HelpFormatter,
         description="Compute RS (delta 0.5 and 0), AP and GAP loss on a synthetic detection "
@@ -194,22 +241,23 @@ def main(argv=None):
     p.add_argument("--regime", choices=("early", "trained"), default="early",
                    help="early: every logit near the prior log(0.01/0.99); trained: the "
                         "negatives far below the positives")
-    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic batch")
+    p.add_argument("--seed", type=_at_least(int, 0), default=0,
+                   help="seed of the synthetic batch")
     p.add_argument("--plot", nargs="?", const="rankref-demo.png", metavar="OUT.png",
                    help="also draw the RS rows (delta 0.5) of the table on the same batch: "
                         "its logits, the updates of positives and negatives, the error of BRS "
                         "(a PNG; rankref-demo.png when no name is given)")
 
-    crosscheck.add_parser(sub)
+    commands = {"demo": p, "crosscheck": crosscheck.add_parser(sub)}
 
-    p = sub.add_parser(
+    p = commands["bench"] = sub.add_parser(
         "bench", help="the CPU benchmark tables", formatter_class=_HelpFormatter,
         description="Time rank_sort_loss (dense oracle, published BRS, exact bucketed) on "
                     "synthetic batches of N float32 logits, with ratios against np.sort of the "
                     "same logits measured in the same run.  Rows are printed as they finish.")
     p.add_argument("--quick", action="store_true",
                    help="N in {1e5, 1e6} only (otherwise also 1e7)")
-    p.add_argument("--threads", type=_at_least(int, 1), default=1,
+    p.add_argument("--threads", type=_at_least(int, 1, MAX_THREADS), default=1,
                    help="threads of rankref's kernels (OpenMP)")
     p.add_argument("--max-dense-seconds", type=_at_least(float, 0.0), default=60.0,
                    help="run the dense oracle only where its estimate (from 10 positives) is "
@@ -222,29 +270,53 @@ def main(argv=None):
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (the bar needs tqdm and goes to stderr)")
 
+    return parser, commands
+
+
+def main(argv=None):
+    """Run the ``rankref`` command; returns the exit status.  A user's mistake (a bad option, a
+    plot that cannot be written, matplotlib missing for --plot) stops with one line on stderr
+    before any work starts, never with a traceback."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv = ["demo"] + argv  # python -m rankref [options] runs the demo
+    parser, commands = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return _run(args, commands[args.command])
+    except KeyboardInterrupt:
+        print("rankref: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args, parser):
     if args.command == "demo":
         if args.positives > args.anchors * args.classes:
-            demo_parser.error(f"--positives {args.positives} is more than the "
-                              f"{args.anchors} x {args.classes} entries of the batch")
-        if args.plot:
-            _need_matplotlib()
-        demo(args.anchors, args.classes, args.positives, args.regime, args.seed)
-        if args.plot:
-            path = plot_demo(args.plot, args.anchors, args.classes, args.positives, args.regime,
-                             args.seed)
-            print(f"\nwrote {path}")
+            parser.error(f"--positives {args.positives} is more than the "
+                         f"{args.anchors} x {args.classes} entries of the batch")
+        if args.anchors * args.classes > MAX_DEMO_ENTRIES:
+            parser.error(f"--anchors {args.anchors} x --classes {args.classes} is more than "
+                         f"the {MAX_DEMO_ENTRIES:,} logits a demo batch may have")
+        _check_plot(parser, args.plot)
+        try:
+            demo(args.anchors, args.classes, args.positives, args.regime, args.seed)
+            if args.plot:
+                path = _save_plot(plot_demo, args.plot, args.anchors, args.classes,
+                                  args.positives, args.regime, args.seed)
+                print(f"\nwrote {path}")
+        except MemoryError:
+            raise SystemExit(f"rankref demo: not enough memory for {args.anchors} x "
+                             f"{args.classes} logits; use fewer --anchors or --classes") from None
         return 0
     if args.command == "crosscheck":
         return crosscheck.run(args)
     from ._bench import plot_ranking_bench, run_ranking_bench
 
-    if args.plot:
-        _need_matplotlib()
+    _check_plot(parser, args.plot)
     rows = run_ranking_bench(args.threads, args.quick, args.max_dense_seconds, args.delta,
                              progress=not args.no_progress)
     if args.plot:
-        print(f"\nwrote {plot_ranking_bench(rows, args.plot)}")
+        print(f"\nwrote {_save_plot(plot_ranking_bench, args.plot, rows)}")
     return 0
 
 

@@ -276,7 +276,8 @@ def _spare_keys(xp, s, d, vdt):
         steps = xp.exp2(xp.astype(k, np.float64) / 16.0) * scale
         below = xp.minimum(s[:1] - steps * xp.maximum(xp.abs(s[:1]), 1.0), s[:1])
     if vdt == np.float32:  # rounded down to float32 (monotone), never above s[0]
-        below32 = xp.astype(below, np.float32)
+        with np.errstate(over="ignore"):  # keys below -FLT_MAX become -inf: still monotone
+            below32 = xp.astype(below, np.float32)
         below = xp.where(xp.astype(below32, np.float64) > below,
                          xp.astype(xp.nextafter(below32, xp.full(below.shape, -np.inf,
                                                                  dtype=np.float32)),

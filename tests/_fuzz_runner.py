@@ -1,7 +1,8 @@
 """Run fuzz examples in a worker subprocess, with a time bound and crash detection.
 
 The parent (pytest) sends each example to a long-lived worker process over a pipe and waits
-at most ``timeout`` seconds for its findings.  A worker that does not answer in time is killed
+at most ``timeout`` seconds for its findings (a hang watchdog: minutes, far above any honest
+example on a busy machine).  A worker that does not answer in time is killed
 and the example is reported as ``unbounded work``; a worker that dies (a segfault, an abort,
 the memory limit) is reported as ``crash`` with the signal and the tail of its stderr.  Either
 way a fresh worker is started for the next example, so one bad input never ends the run.
@@ -118,7 +119,7 @@ def _warm_up(pkg):
 class Runner:
     """Sends examples to a worker; restarts it after a timeout or a crash."""
 
-    def __init__(self, timeout=10.0, inprocess=False):
+    def __init__(self, timeout=600.0, inprocess=False):
         self.timeout = float(timeout)
         self.inprocess = inprocess
         self.proc = None
@@ -190,7 +191,7 @@ class Runner:
             self._start()
             self.warm = set()
         if pkg not in self.warm:
-            res = self._exchange(pkg, None, max(self.timeout, 120.0))
+            res = self._exchange(pkg, None, max(self.timeout, 600.0))  # imports: the watchdog only
             if res["findings"]:
                 return res
             self.warm.add(pkg)

@@ -57,7 +57,7 @@ def test_remote_resources_fail(check_docs, tmp_path, head, body, expected):
     assert len(problems) >= 1 and any(expected in p for p in problems), problems
 
 
-def test_example_times_and_limit(check_docs, tmp_path, capsys):
+def test_example_times_are_reported_never_a_failure(check_docs, tmp_path, capsys):
     html = tmp_path / "html"
     _page(str(html), "index.html", "")
     ex = tmp_path / "auto_examples"
@@ -67,7 +67,10 @@ def test_example_times_and_limit(check_docs, tmp_path, capsys):
     (ex / "plot_b.rst").write_text("**Total running time of the script:** (1 minutes 2.000 "
                                    "seconds)\n")
     assert check_docs.example_times(str(ex)) == {"plot_a.py": 1.25, "plot_b.py": 62.0}
-    assert check_docs.main([str(html), "--examples", str(ex)]) == 1
+    # a slow example (a busy machine) is reported, and the check still passes
+    assert check_docs.main([str(html), "--examples", str(ex)]) == 0
     out = capsys.readouterr().out
-    assert "62.00 s  plot_b.py  OVER THE LIMIT" in out and "1.25 s  plot_a.py\n" in out
-    assert check_docs.main([str(html), "--examples", str(ex), "--limit", "100"]) == 0
+    assert "62.00 s  plot_b.py  over budget" in out and "1.25 s  plot_a.py\n" in out
+    assert "never a failure" in out
+    with pytest.raises(SystemExit):  # no option makes a time a failure
+        check_docs.main([str(html), "--examples", str(ex), "--limit", "10"])
