@@ -3,6 +3,8 @@
     rankref demo [--plot [OUT.png]]    dense, bucketed and BRS agree on a synthetic batch
     rankref crosscheck MODULE:CALLABLE --loss rs|ap|brs|gap|balanced-l1|iou-neg-sampler
     rankref bench [--quick] [--plot [OUT.png]]
+    rankref explain --loss rs|ap|gap --logits ... --targets ... [--delta D]
+                                       every quantity of a loss on a small input, in a table
 
 ``python -m rankref`` with no sub-command runs the demo.
 """
@@ -14,6 +16,7 @@ import numpy as np
 
 from . import ClassCounts, ap_loss, gap_loss, make_buckets, openmp_enabled, rank_sort_loss
 from . import crosscheck
+from . import explain as _explain
 from ._bench import ratio_text
 from ._cli_types import _HelpFormatter, _at_least  # noqa: F401  (shared with crosscheck)
 from .synthetic import detection_batch, long_tail_batch
@@ -248,7 +251,8 @@ def build_parser():
                         "its logits, the updates of positives and negatives, the error of BRS "
                         "(a PNG; rankref-demo.png when no name is given)")
 
-    commands = {"demo": p, "crosscheck": crosscheck.add_parser(sub)}
+    commands = {"demo": p, "crosscheck": crosscheck.add_parser(sub),
+                "explain": _explain.add_parser(sub)}
 
     p = commands["bench"] = sub.add_parser(
         "bench", help="the CPU benchmark tables", formatter_class=_HelpFormatter,
@@ -310,6 +314,8 @@ def _run(args, parser):
         return 0
     if args.command == "crosscheck":
         return crosscheck.run(args)
+    if args.command == "explain":
+        return _explain.run(args)
     from ._bench import plot_ranking_bench, run_ranking_bench
 
     _check_plot(parser, args.plot)

@@ -8,6 +8,7 @@ which makes the one-line reproducers of the findings.
 import math
 from fractions import Fraction
 
+import importlib.util
 import sys
 
 import numpy as np
@@ -198,8 +199,8 @@ _TORCH_KINDS = ("float16", "float32", "float64", "int8", "int16", "int32", "int6
 
 
 def _foreign_ok(dt, lay):
-    if lay == "torch":
-        return dt.name in _TORCH_KINDS
+    if lay == "torch":  # (without torch the array stays a NumPy array)
+        return dt.name in _TORCH_KINDS and importlib.util.find_spec("torch") is not None
     if lay == "dlpack":
         return dt.kind in "fiub" and dt.itemsize <= 8
     return True

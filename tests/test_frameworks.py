@@ -8,6 +8,7 @@ generators and draw the same indices.
 """
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -170,7 +171,7 @@ def test_sampler_and_counts_refuse_device_arrays_naming_them():
 def test_import_rankref_does_not_import_torch():
     code = ("import sys, rankref, numpy as np; rankref.ap_loss(np.array([0.3, 1.0]), [1, 0]); "
             "assert 'torch' not in sys.modules, 'torch imported'")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tempfile.gettempdir())
 
 
 @pytest.mark.parametrize("sampler", [

@@ -60,7 +60,7 @@ def _mmdet_data(rank):
 def _worker(rank, world, port, out_dir):
     import torch.distributed as dist
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=world, timeout=datetime.timedelta(seconds=60))
+                            world_size=world, timeout=datetime.timedelta(seconds=600))
     out = {}
     feats, rs_t, ap_t, y = _data(rank)
     x = torch.tensor(feats)

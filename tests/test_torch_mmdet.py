@@ -371,9 +371,10 @@ def test_bbox_head_hooks():
 def test_import_rankref_torch_does_not_import_mmdet():
     import subprocess
     import sys
+    import tempfile
 
     code = ("import sys, rankref.torch as rt; rt.register_mmdet; "
             "print(any(m.split('.')[0] in ('mmdet', 'mmcv') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+                         check=True, cwd=tempfile.gettempdir())
     assert out.stdout.strip() == "False"

@@ -3,11 +3,11 @@
 The classes registered here are subclasses of :mod:`rankref.torch.losses`' modules that know
 how mmdetection heads call a classification loss; they need torch only (not mmdetection):
 
-* :class:`MMDetRankSortLoss` refuses a labels-only target with a message that says which head
+* ``MMDetRankSortLoss`` refuses a labels-only target with a message that says which head
   computes the ``(labels, scores)`` target RS needs;
-* :class:`MMDetRankSortLoss` and :class:`MMDetAPLoss` warn once when a call sees only part of
+* ``MMDetRankSortLoss`` and ``MMDetAPLoss`` warn once when a call sees only part of
   the positives that ``avg_factor`` counts (a head calling the loss once per FPN level);
-* :class:`MMDetGAPLoss` and :class:`MMDetRoIRankSortLoss` carry the hooks through which a loss
+* ``MMDetGAPLoss`` and ``MMDetRoIRankSortLoss`` carry the hooks through which a loss
   shapes mmdetection's ``BBoxHead`` (as ``SeesawLoss`` does): C sigmoid outputs instead of C + 1
   softmax outputs, sigmoid scores at test time, and their own accuracy.
 """
@@ -184,10 +184,10 @@ class MMDetGAPLoss(_SigmoidBBoxHeadHooks, GAPLoss):
 
 
 class MMDetRoIRankSortLoss(_SigmoidBBoxHeadHooks, MMDetRankSortLoss):
-    """:class:`MMDetRankSortLoss` with the ``BBoxHead`` hooks of :class:`MMDetGAPLoss`, for the
+    """``MMDetRankSortLoss`` with the ``BBoxHead`` hooks of ``MMDetGAPLoss``, for the
     RS RoI head ``RankRefRSShared2FCBBoxHead`` (``type="RankRefRoIRankSortLoss"``): C sigmoid
     outputs, sigmoid scores at test time.  In a stock ``BBoxHead`` (labels only) it raises the
-    error of :class:`MMDetRankSortLoss`."""
+    error of ``MMDetRankSortLoss``."""
 
 
 LOSSES = {
@@ -206,8 +206,8 @@ def register_mmdet(registry=None, prefix="RankRef"):
     The names are ``prefix`` + ``RankSortLoss``, ``APLoss``, ``GAPLoss``, ``RoIRankSortLoss``,
     ``BalancedL1Loss`` and ``LGRCrossEntropyLoss`` (``RankRefRankSortLoss``, ... by default; the
     prefix keeps them apart from mmdetection's own ``BalancedL1Loss``).  The ranking losses are
-    registered as their mmdetection forms (:class:`MMDetRankSortLoss`, :class:`MMDetAPLoss`,
-    :class:`MMDetGAPLoss`, :class:`MMDetRoIRankSortLoss`: subclasses with the checks and hooks
+    registered as their mmdetection forms (``MMDetRankSortLoss``, ``MMDetAPLoss``,
+    ``MMDetGAPLoss``, ``MMDetRoIRankSortLoss``: subclasses with the checks and hooks
     of the mmdetection call).  Calling it again is harmless.  Then a config selects a loss by
     name, e.g. ``loss_cls=dict(type="RankRefRankSortLoss", use_sigmoid=True, loss_weight=1.0)``.
     ``import rankref.torch.mmdet`` calls it and registers the heads as well.
