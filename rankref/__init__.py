@@ -67,7 +67,8 @@ __all__ = [
 # Sub-modules imported on first use: ``import rankref`` stays light and never needs torch.
 #   rankref.torch       the PyTorch losses and modules (needs torch)
 #   rankref.crosscheck  auditing another implementation (``rankref crosscheck``)
-_LAZY_SUBMODULES = ("torch", "crosscheck")
+#   rankref.explain     every quantity of a loss on a small input (``rankref explain``)
+_LAZY_SUBMODULES = ("torch", "crosscheck", "explain")
 
 
 def __getattr__(name):
